@@ -1,0 +1,82 @@
+# rgdiff: set-up, run and check. Every target works from a fresh clone.
+#
+# The venv is rebuilt only when a requirements file is newer than its stamp, so a second
+# `make test` goes straight to ruff and pytest.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --disable-pip-version-check
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_DEV := $(VENV)/.stamp-dev
+CHROMIUM  := /usr/bin/chromium
+
+.PHONY: help venv venv-dev run test chromium lint format bench clean
+
+help:
+	@echo "make run     create .venv if needed, install requirements, serve http://127.0.0.1:8501"
+	@echo "make test    install dev requirements and Debian chromium, then ruff check + pytest"
+	@echo "make lint    ruff check and ruff format --check"
+	@echo "make format  ruff format and ruff check --fix"
+	@echo "make bench   run every bench/*.py"
+	@echo "make clean   remove .venv and caches"
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch is pinned as plain torch==2.13.0: pip's own config finds the local CPU wheel.
+$(STAMP_RUN): requirements.txt | $(PY)
+	$(PIP) -r requirements.txt
+	touch $@
+
+# Both files in one resolve, so a dev pin can never silently move a runtime pin.
+$(STAMP_DEV): requirements.txt requirements-dev.txt $(STAMP_RUN)
+	$(PIP) -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP_RUN)
+
+venv-dev: $(STAMP_DEV)
+
+run: venv
+	$(PY) -m streamlit run app.py
+
+# The browser tests drive Debian's chromium (no Playwright browser download).
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "error: $(CHROMIUM) is missing and installing it needs root." >&2; \
+	    echo "       run: sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+	    exit 1; \
+	  fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+test: venv-dev chromium
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: venv-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Runs every script even after a failure, then fails if any did.
+bench: venv
+	@status=0; \
+	for f in bench/*.py; do \
+	  [ -e "$$f" ] || continue; \
+	  echo "== $$f"; \
+	  PYTHONPATH=. $(PY) "$$f" || { echo "FAILED: $$f" >&2; status=1; }; \
+	done; \
+	exit $$status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""rgdiff_core (exports filled in once all modules land)."""
