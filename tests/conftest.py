@@ -22,6 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
+
+# One intra-op thread: the suite's tensors are small, and OpenMP threads spin badly when the
+# Streamlit server or another process shares the two cores (measured 17x slower per op).
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

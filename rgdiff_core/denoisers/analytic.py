@@ -72,17 +72,20 @@ class GaussianDenoiser(nn.Module):
         if state is None:
             state = self.process.noise_state(t, like=z)
         self.nfe += 1
-        gamma = state.gamma.to(torch.float64).expand(z.shape)
-        z64 = z.to(torch.float64)
+        # per-component coefficients at gamma's own shape ((1, D) or (B, D)), not (B, D)
+        gamma = state.gamma.to(torch.float64)
+        gamma = gamma.reshape(1, -1) if gamma.ndim < 2 else gamma
+        gamma = gamma.expand(gamma.shape[0], z.shape[-1])
         alpha = torch.sigmoid(-gamma).sqrt()
-        resid = z64 / alpha - self.mu  # z / alpha - mu
         noise = gamma.exp()  # sigma^2 / alpha^2, 0 where known
+        resid = z.to(torch.float64) / alpha - self.mu  # z / alpha - mu
         if self.diagonal:
             out = self.mu + self.var / (self.var + noise) * resid
+        elif gamma.shape[0] == 1:
+            out = self.mu + self._shrink(resid, noise[0])
         else:
-            out = torch.empty_like(z64)
-            rows = _unique_rows(noise)
-            for row_noise, idx in rows:
+            out = torch.empty_like(resid)
+            for row_noise, idx in _unique_rows(noise):
                 out[idx] = self.mu + self._shrink(resid[idx], row_noise)
         return out.to(z.dtype)
 

@@ -1,0 +1,474 @@
+"""Datasets: shipped offline sets, generated ones, and the user's uploaded images.
+
+Every loader returns a float32 batch x of shape (N, C, H, W) with H = W = size, values in
+[-1, 1] (Gaussian random fields are not clipped and exceed that range now and then). Nothing is
+downloaded: the shipped files live in ``assets/`` (provenance and licences in assets/README.md;
+``scripts/build_assets.py`` rebuilds them), the rest is generated from fixed seeds.
+
+Datasets (``DATASETS``; ``load_dataset(name, size, split)``):
+
+- ``digits``: UCI 8x8 handwritten digits (CC BY 4.0), 0..16 mapped affinely to [-1, 1], resized
+  to ``size`` with bilinear interpolation. Split: the fixed stratified 15 % ``is_test`` mask
+  stored in assets/digits.npz (no image occurs in both splits).
+- ``patches``: grey patches of five CC0 / public-domain photographs (assets/patches/*.png, long
+  side 256 px). Patches are always cut at 64 x 64 px, randomly flipped left-right, then reduced
+  to ``size`` with antialiased bilinear interpolation, so every size shows the same content.
+  Test patches come only from the right-most 80 columns of each photograph, train patches only
+  from the columns left of them, so the splits share no pixel. 0..255 maps to [-1, 1] (one
+  affine map for the whole dataset, not per patch).
+- ``fields``: Gaussian random fields, below; train seed 0, test seed 1.
+- ``shapes``: 1-3 filled circles, axis-aligned or rotated rectangles and triangles with random
+  positions, sizes and grey levels on a random background. Geometry is drawn in continuous
+  [0, 1]^2 coordinates from a fixed seed per split and rasterised without anti-aliasing (inside
+  test at pixel centres), so the edges are sharp at every size.
+
+Gaussian random field: with k = (k_y, k_x) integer frequencies in cycles per image
+(``fftfreq(size) * size``) the normalised power spectrum is
+
+    P(k) = A (|k|^2 + m^2)^(-p/2),   A chosen so that mean_k P(k) = scale^2 (scale = 0.5),
+
+and a field is x = Re ifft2(fft2(w) * sqrt(P)) for real white noise w ~ N(0, I). Because sqrt(P)
+is real and even in k, x is exactly real and periodic, with zero mean and the circulant
+covariance Cov(x_a, x_b) = c((a - b) mod size), c = ifft2(P); so Var(x_a) = mean_k P = scale^2.
+Also E |fft2(x, norm="ortho")(k)|^2 = P(k), which ``metrics.rapsd`` measures.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+FIELD_STD = 0.5
+MAX_IMAGE_PIXELS = 50_000_000  # uploads above this are refused before decoding
+SPLITS = ("train", "test")
+SPLIT_SEEDS = {"train": 0, "test": 1}
+PATCH_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
+PATCH_CUT = 64  # patches are cut at this size from the 256 px photographs
+PATCH_TEST_COLUMNS = 80  # right-most columns of each photograph reserved for test patches
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < lo or (hi is not None and value > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be an integer in {rng}, got {value!r}")
+    return int(value)
+
+
+def _check_field_args(size: int, exponent: float, mass: float, max_size: int = 128) -> None:
+    _check_int("size", size, 4, max_size)
+    if not (isinstance(exponent, (int, float)) and math.isfinite(exponent) and exponent >= 0):
+        raise ValueError(f"exponent must be a finite number >= 0, got {exponent!r}")
+    if not (isinstance(mass, (int, float)) and math.isfinite(mass) and mass > 0):
+        raise ValueError(f"mass must be a finite number > 0, got {mass!r}")
+
+
+def _check_scale(scale: float | None) -> float:
+    scale = FIELD_STD if scale is None else scale
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0 (pixel std), got {scale!r}")
+    return float(scale)
+
+
+def _resize(x: Tensor, size: int) -> Tensor:
+    """Bilinear resize of (N, C, h, w) to size x size, antialiased when shrinking."""
+    if x.shape[-2:] == (size, size):
+        return x
+    shrink = size < x.shape[-1]
+    return F.interpolate(
+        x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
+    )
+
+
+# ---------------------------------------------------------------- Gaussian random fields
+
+
+def gaussian_field_spectrum(
+    size: int, exponent: float = 3.0, mass: float = 1.0, scale: float | None = None
+) -> Tensor:
+    """Normalised power spectrum P(k) (size, size), float64, FFT layout; mean_k P = scale^2."""
+    _check_field_args(size, exponent, mass)
+    scale = _check_scale(scale)
+    k = torch.fft.fftfreq(size, dtype=torch.float64) * size
+    k_sq = k[:, None] ** 2 + k[None, :] ** 2
+    power = (k_sq + mass**2) ** (-exponent / 2)
+    return power * (scale**2 / power.mean())
+
+
+def gaussian_field_covariance(
+    size: int, exponent: float = 3.0, mass: float = 1.0, scale: float | None = None
+) -> Tensor:
+    """Exact pixel covariance (D, D), D = size^2, float64, of ``gaussian_field``.
+
+    Row-major pixel order (as ``x.reshape(n, -1)``). Limited to size <= 64 (D <= 4096).
+    """
+    _check_field_args(size, exponent, mass, max_size=64)
+    c = torch.fft.ifft2(gaussian_field_spectrum(size, exponent, mass, scale)).real
+    i = torch.arange(size)
+    dy = (i[:, None, None, None] - i[None, None, :, None]) % size
+    dx = (i[None, :, None, None] - i[None, None, None, :]) % size
+    cov = c[dy, dx].reshape(size * size, size * size)
+    return (cov + cov.T) / 2  # symmetric to the last bit
+
+
+def gaussian_field(
+    n: int,
+    size: int,
+    exponent: float = 3.0,
+    mass: float = 1.0,
+    generator: torch.Generator | None = None,
+    scale: float | None = None,
+) -> Tensor:
+    """n periodic Gaussian random fields (n, 1, size, size), float32, pixel std ``scale``.
+
+    Drawn on the generator's device (CPU when None); see the module docstring for the maths.
+    """
+    _check_int("n", n, 1)
+    spectrum = gaussian_field_spectrum(size, exponent, mass, scale)
+    device = generator.device if generator is not None else torch.device("cpu")
+    noise = torch.randn(n, 1, size, size, generator=generator, device=device, dtype=torch.float64)
+    field = torch.fft.ifft2(torch.fft.fft2(noise) * spectrum.to(device).sqrt()).real
+    return field.float()
+
+
+# ---------------------------------------------------------------- dataset builders
+
+
+def _asset(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"missing asset {path}; rebuild with "
+            "`python scripts/build_assets.py` (see assets/README.md)"
+        )
+    return path
+
+
+def _digits(size: int, split: str) -> Tensor:
+    with np.load(_asset(ASSETS_DIR / "digits.npz")) as f:
+        images, is_test = f["images"], f["is_test"]
+    keep = is_test if split == "test" else ~is_test
+    x = torch.from_numpy(images[keep].astype(np.float32))[:, None] / 8.0 - 1.0
+    return _resize(x, size).clamp_(-1.0, 1.0)
+
+
+def _patches(size: int, split: str, n_train: int = 3000, n_test: int = 500) -> Tensor:
+    images = []
+    for name in PATCH_IMAGES:
+        with Image.open(_asset(ASSETS_DIR / "patches" / f"{name}.png")) as img:
+            images.append(np.asarray(img.convert("L")))
+    # Allowed top-left corners per photograph; the column ranges of the splits never overlap.
+    lo_x = [im.shape[1] - PATCH_TEST_COLUMNS if split == "test" else 0 for im in images]
+    hi_x = [
+        im.shape[1] - (PATCH_CUT if split == "test" else PATCH_TEST_COLUMNS + PATCH_CUT)
+        for im in images
+    ]
+    hi_y = [im.shape[0] - PATCH_CUT for im in images]
+    count = np.array(
+        [(hx - lx + 1) * (hy + 1) for lx, hx, hy in zip(lo_x, hi_x, hi_y, strict=True)]
+    )
+    n = n_test if split == "test" else n_train
+    rng = np.random.default_rng(SPLIT_SEEDS[split])
+    which = rng.choice(len(images), size=n, p=count / count.sum())
+    ys = rng.integers(0, np.array(hi_y)[which] + 1)
+    xs = rng.integers(np.array(lo_x)[which], np.array(hi_x)[which] + 1)
+    flip = rng.random(n) < 0.5
+    cut = np.stack(
+        [
+            images[i][y : y + PATCH_CUT, x : x + PATCH_CUT]
+            for i, y, x in zip(which, ys, xs, strict=True)
+        ]
+    )
+    cut[flip] = cut[flip, :, ::-1]
+    x = torch.from_numpy(cut.astype(np.float32))[:, None] / 127.5 - 1.0
+    return _resize(x, size).clamp_(-1.0, 1.0)
+
+
+def _fields(size: int, split: str, exponent: float = 3.0, mass: float = 1.0) -> Tensor:
+    n = 500 if split == "test" else 2000
+    gen = torch.Generator().manual_seed(SPLIT_SEEDS[split])
+    return gaussian_field(n, size, exponent, mass, generator=gen)
+
+
+def _shape_mask(
+    kind: int,
+    centre: np.ndarray,
+    half: np.ndarray,
+    angle: np.ndarray,
+    tri: np.ndarray,
+    px: np.ndarray,
+) -> np.ndarray:
+    """Inside masks (M, H, W) of M shapes of one kind, tested at pixel centres px (2, H, W)."""
+    dy = px[0][None] - centre[:, 0, None, None]
+    dx = px[1][None] - centre[:, 1, None, None]
+    if kind == 0:  # circle
+        return dx**2 + dy**2 <= half[:, 0, None, None] ** 2
+    if kind in (1, 2):  # rectangle, rotated by angle (0 for the axis-aligned kind)
+        cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+        u, v = dx * cos + dy * sin, -dx * sin + dy * cos
+        return (np.abs(u) <= half[:, 0, None, None]) & (np.abs(v) <= half[:, 1, None, None])
+    # Triangle with vertices at sorted angles tri (counter-clockwise): left of all three edges.
+    vx, vy = 1.2 * half[:, :1] * np.cos(tri), 1.2 * half[:, :1] * np.sin(tri)
+    inside = np.ones(dx.shape, dtype=bool)
+    for j in range(3):
+        ex, ey = vx[:, (j + 1) % 3] - vx[:, j], vy[:, (j + 1) % 3] - vy[:, j]
+        rx, ry = dx - vx[:, j, None, None], dy - vy[:, j, None, None]
+        inside &= ex[:, None, None] * ry - ey[:, None, None] * rx >= 0
+    return inside
+
+
+def _shapes(size: int, split: str) -> Tensor:
+    n, slots = (500 if split == "test" else 2000), 3
+    rng = np.random.default_rng(SPLIT_SEEDS[split])
+    # All parameters are drawn before rasterising, so they do not depend on size.
+    n_shapes = rng.integers(1, slots + 1, n)
+    kind = rng.integers(0, 4, (n, slots))  # circle, axis rect, rotated rect, triangle
+    centre = rng.uniform(0.15, 0.85, (n, slots, 2))
+    half = rng.uniform(0.1, 0.3, (n, slots, 2))
+    angle = np.where(kind == 1, 0.0, rng.uniform(0, np.pi, (n, slots)))
+    tri = np.sort(
+        rng.uniform(0, 2 * np.pi, (n, slots, 1))
+        + np.arange(3) * 2 * np.pi / 3
+        + rng.uniform(-0.5, 0.5, (n, slots, 3)),
+        -1,
+    )
+    background = rng.uniform(-0.8, 0.8, n)
+    delta = rng.uniform(0.4, 1.0, (n, slots)) * rng.choice([-1.0, 1.0], (n, slots))
+    # Grey level at least 0.4 away from the background, flipped to the side that stays in range.
+    grey = background[:, None] + delta
+    grey = np.where(np.abs(grey) > 1, background[:, None] - delta, grey).astype(np.float32)
+    centres = (np.arange(size, dtype=np.float32) + 0.5) / size
+    px = np.stack(np.meshgrid(centres, centres, indexing="ij"))
+    params = [a.astype(np.float32) for a in (centre, half, angle, tri)]
+    out = np.repeat(background.astype(np.float32)[:, None, None], size * size, -1)
+    out = out.reshape(n, size, size)
+    for s in range(slots):  # later shapes are painted over earlier ones
+        for k in range(4):
+            idx = np.flatnonzero((kind[:, s] == k) & (s < n_shapes))
+            mask = _shape_mask(k, *(a[idx, s] for a in params), px)
+            out[idx] = np.where(mask, grey[idx, s, None, None], out[idx])
+    return torch.from_numpy(out)[:, None]
+
+
+# ---------------------------------------------------------------- registry and loader
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset name means. ``build(size, split, **options)`` returns the whole split."""
+
+    description: str
+    source: str  # provenance and licence
+    channels: int
+    n_train: int
+    n_test: int
+    gaussian: bool  # exact Gaussian denoiser applies (known covariance)
+    options: tuple[str, ...]  # extra keyword options accepted by load_dataset
+    build: Callable[..., Tensor]
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(
+        description="8x8 handwritten digits, upsampled",
+        source="UCI Optical Recognition of Handwritten Digits (via scikit-learn), CC BY 4.0",
+        channels=1, n_train=1528, n_test=269, gaussian=False, options=(), build=_digits,
+    ),
+    "patches": DatasetInfo(
+        description="grey natural-image patches",
+        source="five CC0 / public-domain photographs bundled with scikit-image",
+        channels=1, n_train=3000, n_test=500, gaussian=False, options=(), build=_patches,
+    ),
+    "fields": DatasetInfo(
+        description="Gaussian random fields, spectrum (k^2 + m^2)^(-p/2)",
+        source="generated (seeded)",
+        channels=1, n_train=2000, n_test=500, gaussian=True, options=("exponent", "mass"),
+        build=_fields,
+    ),
+    "shapes": DatasetInfo(
+        description="circles, rectangles and triangles with sharp edges",
+        source="generated (seeded)",
+        channels=1, n_train=2000, n_test=500, gaussian=False, options=(), build=_shapes,
+    ),
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(name: str, size: int, split: str, options: tuple[tuple[str, float], ...]) -> Tensor:
+    return DATASETS[name].build(size, split, **dict(options))
+
+
+def load_dataset(
+    name: str,
+    size: int = 32,
+    split: str = "train",
+    n: int | None = None,
+    generator: torch.Generator | None = None,
+    **options: float,
+) -> Tensor:
+    """One split of a registered dataset, (N, C, size, size) float32 in [-1, 1].
+
+    size: a power of two in 8..64. n: None for the whole split, else the first n items, or n
+    items drawn without replacement with ``generator`` when one is given. ``options`` only for
+    ``fields`` (exponent, mass). Whole splits are kept in a bounded in-process cache (16
+    entries, at most ~60 MB each); the result is always a fresh copy, safe to modify.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"name must be one of {sorted(DATASETS)}, got {name!r}")
+    info = DATASETS[name]
+    if _check_int("size", size, 8, 64) & (size - 1):  # not a power of two
+        raise ValueError(f"size must be a power of two in 8..64 (8, 16, 32, 64), got {size!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    for key in options:
+        if key not in info.options:
+            raise ValueError(
+                f"option {key!r} is not accepted by dataset {name!r} "
+                f"(accepted: {list(info.options) or 'none'})"
+            )
+    if name == "fields":
+        _check_field_args(size, options.get("exponent", 3.0), options.get("mass", 1.0))
+    full = _cached(name, size, split, tuple(sorted((k, float(v)) for k, v in options.items())))
+    if n is None:
+        return full.clone()
+    _check_int("n", n, 1, len(full))
+    if generator is None:
+        return full[:n].clone()
+    return full[torch.randperm(len(full), generator=generator)[:n]]
+
+
+# ---------------------------------------------------------------- user images
+
+
+def _read_bytes(item: object, index: int) -> bytes:
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if hasattr(item, "getvalue"):  # BytesIO, Streamlit UploadedFile
+        return bytes(item.getvalue())
+    if hasattr(item, "read"):
+        if getattr(item, "seekable", lambda: False)():
+            item.seek(0)
+        data = item.read()
+        if isinstance(data, (bytes, bytearray)):
+            return bytes(data)
+    raise ValueError(
+        f"files[{index}] must be bytes or a binary file-like object, got {type(item).__name__}"
+    )
+
+
+def _scaled_float(img: Image.Image) -> Image.Image:
+    """Modes I;16*, I, F -> mode F with values in [0, 1]."""
+    arr = np.asarray(img).astype(np.float32)
+    if img.mode.startswith("I;16"):
+        arr /= 65535.0
+    elif img.mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+        arr /= 65535.0  # 16-bit data in a 32-bit container (PNG, TIFF)
+    elif not (arr.size and arr.min() >= 0 and arr.max() <= 1):
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+        arr = np.nan_to_num((arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5, nan=0.0)
+    return Image.fromarray(arr.clip(0, 1).astype(np.float32))  # mode F
+
+
+def _normalise_mode(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> one of L, LA, RGB, RGBA, F (F scaled to [0, 1])."""
+    if img.mode in ("L", "LA", "RGB", "RGBA"):
+        return img
+    if img.mode.startswith(("I", "F")):
+        return _scaled_float(img)
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode in ("P", "PA"):
+        return img.convert("RGBA")  # honours palette transparency
+    if img.mode in ("La", "RGBa"):
+        return img.convert(img.mode.upper())
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block is no reason to refuse the pixels
+        return img
+
+
+def _decode(data: bytes, index: int, size: int, channels: int) -> Tensor:
+    """One encoded image -> (channels, size, size) float32 in [0, 1]."""
+    where = f"files[{index}]"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"{where}: image too large ({exc})") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{where}: not a recognised image file") from None
+    except Exception as exc:
+        raise ValueError(f"{where}: could not read image header ({exc})") from None
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"{where}: image too large ({w}x{h} pixels; the limit is "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+        )
+    if w < 1 or h < 1:
+        raise ValueError(f"{where}: image has no pixels ({w}x{h})")
+    try:
+        img.seek(0)  # first frame of an animation
+        img.draft(None, (size, size))  # JPEG: decode at a reduced scale that still covers size
+        img.load()
+        img = _normalise_mode(_exif_upright(img))
+        w, h = img.size
+        side = min(w, h)
+        box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+        # Crop first: resize(box=...) would let the filter reach outside the square.
+        img = img.crop(box).resize((size, size), Image.Resampling.BILINEAR)
+        arr = np.asarray(img).astype(np.float32)
+    except Exception as exc:
+        raise ValueError(f"{where}: could not decode image, truncated or corrupt ({exc})") from None
+    if img.mode != "F":
+        arr = arr / 255.0
+    arr = arr.reshape(size, size, -1)
+    if img.mode in ("LA", "RGBA"):  # composite on black: colour * alpha
+        arr = arr[..., :-1] * arr[..., -1:]
+    if channels == 1 and arr.shape[-1] == 3:
+        arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]  # ITU-R 601-2
+    elif channels == 3 and arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def load_images(
+    files: Sequence[bytes | BinaryIO] | bytes | BinaryIO, size: int, channels: int = 1
+) -> Tensor:
+    """Decode uploaded images to (N, channels, size, size) float32 in [-1, 1].
+
+    Each item is bytes or a binary file-like object (e.g. Streamlit's UploadedFile). Images are
+    decoded with PIL (first frame of animations, EXIF orientation applied), converted to grey
+    (ITU-R 601-2 luma) or RGB, alpha composited on black, 16-bit and float modes scaled to
+    [0, 1], centre-cropped to a square and resized (bilinear, antialiased). Unreadable,
+    truncated or over-large (> 50 megapixel) files raise ValueError naming files[i].
+    """
+    _check_int("size", size, 1, 1024)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if isinstance(files, (bytes, bytearray, memoryview)) or hasattr(files, "read"):
+        files = [files]
+    if not isinstance(files, Sequence) or len(files) == 0:
+        raise ValueError("files must be a non-empty sequence of images")
+    x = torch.stack([_decode(_read_bytes(f, i), i, size, channels) for i, f in enumerate(files)])
+    return (x * 2.0 - 1.0).clamp_(-1.0, 1.0)
