@@ -40,9 +40,10 @@ def _ancestral_step(z, x0_hat, st_t: NoiseState, st_s: NoiseState, h, generator,
     moved = g_s != g_t  # also False for known components (-inf == -inf)
     diff = torch.where(moved, g_s - g_t, torch.zeros_like(g_t))
     c = -torch.expm1(diff)
-    # alpha_s / alpha_t in log space: stable when alpha_t is tiny
-    ratio = torch.exp(0.5 * (F.logsigmoid(-g_s) - F.logsigmoid(-g_t)).nan_to_num(0.0))
-    mean = ratio * (1 - c) * z + st_s.alpha * c * x0_hat
+    # (alpha_s / alpha_t)(1 - c) = exp(log alpha_s - log alpha_t + gamma_s - gamma_t), in log
+    # space because alpha_t alone underflows for very noisy components
+    log_alpha_ratio = 0.5 * (F.logsigmoid(-g_s) - F.logsigmoid(-g_t)).nan_to_num(0.0)
+    mean = torch.exp(log_alpha_ratio + diff) * z + st_s.alpha * c * x0_hat
     noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
     z_s = mean + (c * st_s.sigma_sq).clamp_min(0).sqrt() * noise
     return torch.where(moved, z_s, z)

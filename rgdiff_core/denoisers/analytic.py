@@ -2,13 +2,14 @@
 
 Gaussian data u ~ N(mu, Sigma) observed as z = alpha u + sigma eps (alpha, sigma diagonal):
 
-    E[u | z] = mu + Sigma (Sigma + diag(e^gamma))^-1 (z / alpha - mu)
+    E[u | z] = mu + Sigma A (A Sigma A + diag(sigma^2))^-1 (z - A mu),   A = diag(alpha)
 
-(e^gamma = sigma^2 / alpha^2; 0 on known components, which are then reproduced exactly).
-Three routes, chosen once at construction: Sigma diagonal (elementwise), gamma equal for every
+written without dividing by alpha or sigma, so components that are pure noise (alpha -> 0)
+or known (sigma = 0, gamma = -inf; reproduced exactly) are both safe.
+Three routes: Sigma diagonal (elementwise; fixed at construction), gamma equal for every
 component (eigendecomposition of Sigma, two matmuls), and the general case (Cholesky, float64).
 
-Empirical data {u_n}: p(n | z) ∝ exp(-1/2 sum_i e^-gamma_i (z_i / alpha_i - u_ni)^2), and
+Empirical data {u_n}: p(n | z) ∝ exp(-1/2 sum_i (z_i - alpha_i u_ni)^2 / sigma_i^2), and
 E[u | z] = sum_n p(n | z) u_n: the optimal denoiser of the finite set, which reproduces its
 items when sampled.
 """
@@ -76,29 +77,28 @@ class GaussianDenoiser(nn.Module):
         gamma = state.gamma.to(torch.float64)
         gamma = gamma.reshape(1, -1) if gamma.ndim < 2 else gamma
         gamma = gamma.expand(gamma.shape[0], z.shape[-1])
-        alpha = torch.sigmoid(-gamma).sqrt()
-        noise = gamma.exp()  # sigma^2 / alpha^2, 0 where known
-        resid = z.to(torch.float64) / alpha - self.mu  # z / alpha - mu
+        alpha_sq, sigma_sq = torch.sigmoid(-gamma), torch.sigmoid(gamma)
+        alpha = alpha_sq.sqrt()
+        resid = z.to(torch.float64) - alpha * self.mu  # z - A mu
         if self.diagonal:
-            out = self.mu + self.var / (self.var + noise) * resid
-        elif gamma.shape[0] == 1:
-            out = self.mu + self._shrink(resid, noise[0])
+            out = self.mu + self.var * alpha / (alpha_sq * self.var + sigma_sq) * resid
         else:
             out = torch.empty_like(resid)
-            for row_noise, idx in _unique_rows(noise):
-                out[idx] = self.mu + self._shrink(resid[idx], row_noise)
+            for row, idx in _unique_rows(gamma):
+                out[idx] = self.mu + self._gain(resid[idx], alpha[row], sigma_sq[row])
         return out.to(z.dtype)
 
-    def _shrink(self, resid: Tensor, noise: Tensor) -> Tensor:
-        """Sigma (Sigma + diag(noise))^-1 resid for one noise vector (D,)."""
-        if bool((noise == noise[0]).all()):
-            # shared noise level: Sigma (Sigma + n I)^-1 = V diag(lam / (lam + n)) V^T
-            factor = self.eigval / (self.eigval + noise[0])
+    def _gain(self, resid: Tensor, alpha: Tensor, sigma_sq: Tensor) -> Tensor:
+        """Sigma A (A Sigma A + diag(sigma^2))^-1 resid for one noise state (D,) each."""
+        if bool((alpha == alpha[0]).all()):
+            # shared noise level: V diag(lam a / (a^2 lam + s^2)) V^T
+            a, s2 = alpha[0], sigma_sq[0]
+            factor = self.eigval * a / (a * a * self.eigval + s2)
             return ((resid @ self.eigvec) * factor) @ self.eigvec.T
-        k = self.sigma_u + torch.diag(noise)
-        chol = torch.linalg.cholesky(k)
+        m = alpha[:, None] * self.sigma_u * alpha[None, :] + torch.diag(sigma_sq)
+        chol = torch.linalg.cholesky(m)
         sol = torch.cholesky_solve(resid.T, chol)  # (D, b)
-        return (self.sigma_u @ sol).T
+        return (self.sigma_u @ (alpha[:, None] * sol)).T
 
 
 class EmpiricalDenoiser(nn.Module):
@@ -138,12 +138,16 @@ class EmpiricalDenoiser(nn.Module):
         return (x0_hat, weights) if return_weights else x0_hat
 
 
-def _unique_rows(noise: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """Group batch rows with identical noise vectors (samplers use one t per step)."""
-    if noise.shape[0] == 1 or bool((noise == noise[:1]).all()):
-        return [(noise[0], torch.arange(noise.shape[0], device=noise.device))]
-    uniq, inverse = torch.unique(noise, dim=0, return_inverse=True)
-    return [(uniq[k], (inverse == k).nonzero().flatten()) for k in range(uniq.shape[0])]
+def _unique_rows(gamma: Tensor) -> list[tuple[int, slice | Tensor]]:
+    """(row of gamma, batch rows it applies to); samplers use one t per step, so usually one.
+    A single row of gamma (1, D) applies to the whole batch."""
+    if gamma.shape[0] == 1:
+        return [(0, slice(None))]
+    if bool((gamma == gamma[:1]).all()):
+        return [(0, slice(None))]
+    _, inverse = torch.unique(gamma, dim=0, return_inverse=True)
+    groups = [(inverse == k).nonzero().flatten() for k in range(int(inverse.max()) + 1)]
+    return [(int(idx[0]), idx) for idx in groups]
 
 
 def _cpu_copy(basis):

@@ -1,0 +1,175 @@
+"""Core library benchmarks with their budgets (issue: core library). Prints figures, not asserts.
+
+    python bench/bench_core.py              # all budgets
+    python bench/bench_core.py --peer-work  # the run timed against the authors' JAX code
+    python bench/bench_core.py --device cuda
+
+Timings are medians over repeats, and every ratio compares against a reference measured in
+the same run, so a busy machine moves both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rgdiff_core.bases import make_basis  # noqa: E402
+from rgdiff_core.data import gaussian_field_covariance, load_dataset  # noqa: E402
+from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser  # noqa: E402
+from rgdiff_core.priors import make_prior  # noqa: E402
+from rgdiff_core.process import Process  # noqa: E402
+from rgdiff_core.samplers import sample  # noqa: E402
+from rgdiff_core.schedules import order_labels, soft_conditioning_schedule  # noqa: E402
+
+SIZE = 32
+D = SIZE * SIZE
+
+
+def timeit(fn, repeats=7, warmup=2, device="cpu"):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "OVER BUDGET"
+
+
+def bench_roundtrip(device):
+    print("\n== encode + add_noise + decode, 256 images 32x32 (budget <= 3x reference)")
+    data = load_dataset("shapes", SIZE)[:256].to(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    mat = torch.randn(D, D, device=device) / D**0.5
+    flat = data.flatten(1)
+    t_matmul = timeit(lambda: (flat @ mat) @ mat.T, device=device)
+    t_fft = timeit(lambda: torch.fft.irfft2(torch.fft.rfft2(data, norm="ortho"),
+                                            s=(SIZE, SIZE), norm="ortho"), device=device)
+    print(f"reference: matmul {t_matmul * 1e3:.2f} ms, rfft2 round trip {t_fft * 1e3:.2f} ms")
+    for name, opts, ref in [("pixel", {}, t_matmul), ("pca", {"data": data.cpu()}, t_matmul),
+                            ("fourier", {}, t_fft), ("dct", {}, t_fft),
+                            ("wavelet", {"wavelet": "haar"}, t_fft),
+                            ("wavelet", {"wavelet": "db4"}, t_fft)]:
+        basis = make_basis(name, (1, SIZE, SIZE), **opts)
+        prior = make_prior("white", basis)
+        sched = soft_conditioning_schedule(torch.zeros(D), 1.0)
+        process = Process(basis, prior, sched).to(device)
+
+        def run():
+            z, _ = process.add_noise(process.encode(data), 0.5, generator=gen)
+            return process.decode(z)
+
+        t = timeit(run, device=device)
+        label = name + ("/" + opts["wavelet"] if "wavelet" in opts else "")
+        print(f"{label:12s} {t * 1e3:7.2f} ms  = {t / ref:5.2f}x reference  "
+              f"{verdict(t / ref <= 3)}")
+
+
+def bench_empirical(device):
+    print("\n== EmpiricalDenoiser call, N=2000, D=1024, batch 64 (budget >= 50 % of matmul)")
+    data = load_dataset("shapes", SIZE)[:2000]
+    basis = make_basis("dct", (1, SIZE, SIZE))
+    process = Process(basis, make_prior("data", basis, data=data),
+                      soft_conditioning_schedule(torch.zeros(D), 1.0)).to(device)
+    den = EmpiricalDenoiser(process, data.to(device))
+    z = torch.randn(64, D, device=device)
+    items = den.items
+    flops = 2 * (2 * 64 * D * 2000)  # logits and the weighted sum: two (64 x 1024 x 2000)
+    t_mm = timeit(lambda: (z @ items.T) @ items, device=device)
+    t_den = timeit(lambda: den(z, 0.5), device=device)
+    gf_mm, gf_den = flops / t_mm / 1e9, flops / t_den / 1e9
+    print(f"matmul {gf_mm:.1f} GFLOP/s, denoiser {gf_den:.1f} GFLOP/s = "
+          f"{100 * gf_den / gf_mm:.0f} %  {verdict(gf_den >= 0.5 * gf_mm)}")
+
+
+def bench_sampling(device):
+    print("\n== sample 64 images x 100 ancestral steps (budget <= 2 s, median of 5)")
+    data = load_dataset("fields", SIZE)
+    basis = make_basis("fourier", (1, SIZE, SIZE))
+    prior = make_prior("data", basis, data=data)
+    labels = order_labels("scale", basis)
+    process = Process(basis, prior, soft_conditioning_schedule(labels, 1.0, clip=True))
+    process = process.to(device)
+    cov = gaussian_field_covariance(SIZE)
+    denoisers = {"gaussian": GaussianDenoiser(process, torch.zeros(D), cov),
+                 "empirical": EmpiricalDenoiser(process, data.to(device))}
+    for name, den in denoisers.items():
+        gen = torch.Generator(device=device).manual_seed(0)
+        t = timeit(lambda den=den: sample(process, den, 64, 100, generator=gen), repeats=5,
+                   warmup=1, device=device)
+        print(f"{name:10s} {t:.2f} s  {verdict(t <= 2)}")
+    # the dense (non-diagonal) Gaussian route: a wavelet basis with per-component gammas
+    wbasis = make_basis("wavelet", (1, SIZE, SIZE), wavelet="haar")
+    wprior = make_prior("data", wbasis, data=data)
+    wproc = Process(wbasis, wprior, soft_conditioning_schedule(order_labels("scale", wbasis),
+                                                              1.0, clip=True)).to(device)
+    wden = GaussianDenoiser(wproc, torch.zeros(D), cov)
+    gen = torch.Generator(device=device).manual_seed(0)
+    t = timeit(lambda: sample(wproc, wden, 64, 100, generator=gen), repeats=3, warmup=1,
+               device=device)
+    print(f"{'gaussian (dense, wavelet)':10s} {t:.2f} s  (no budget: one Cholesky per step)")
+
+
+def peer_work(device, batches=(64, 256), repeats=5):
+    """32x32 Fourier, prior std sqrt(P), P = 1/(|k|^2 + 1), Gaussian data with spectrum
+    P^1.5 (normalised to pixel std 0.5), exact denoiser, soft conditioning by -log P at
+    softness 0.5, 100 Euler-Maruyama steps."""
+    print("\n== peer work: Fourier 32x32, EM 100 steps, softness 0.5 (goal: <= the JAX code)")
+    basis = make_basis("fourier", (1, SIZE, SIZE))
+    k2 = (basis.frequencies().double() ** 2).sum(-1)
+    power = 1.0 / (k2 + 1.0)
+    prior = make_prior("explicit", basis, std=power.sqrt())
+    cov = gaussian_field_covariance(SIZE, exponent=3.0, mass=1.0)
+    lam = torch.diagonal(_component_cov(basis, cov))
+    sched = soft_conditioning_schedule(-power.log(), 0.5, variances=lam / power)
+    process = Process(basis, prior, sched).to(device)
+    den = GaussianDenoiser(process, torch.zeros(D), cov)
+    for batch in batches:
+        gen = torch.Generator(device=device).manual_seed(0)
+        t = timeit(lambda batch=batch: sample(process, den, batch, 100,
+                                              method="euler_maruyama", generator=gen),
+                   repeats=repeats, warmup=1, device=device)
+        x = sample(process, den, batch, 100, method="euler_maruyama", generator=gen)
+        ratio = (basis.encode(x.cpu().double()) ** 2).mean(0) / lam
+        print(f"batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
+              f"{ratio.mean():.3f} (mean over components; MC error ~{(2 / batch) ** 0.5 / 32:.3f})")
+
+
+def _component_cov(basis, cov):
+    from rgdiff_core.denoisers import component_covariance
+
+    return component_covariance(basis, cov)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peer-work", action="store_true", help="only the peer comparison")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    if args.peer_work:
+        peer_work(args.device)
+        return
+    bench_roundtrip(args.device)
+    bench_empirical(args.device)
+    bench_sampling(args.device)
+    peer_work(args.device)
+
+
+if __name__ == "__main__":
+    main()
