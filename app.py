@@ -1,12 +1,18 @@
-"""rgdiff entry point: page config and navigation.
+"""rgdiff entry point: page config, the shared sidebar and navigation.
 
 Run with `make run` (or `.venv/bin/python -m streamlit run app.py`); server address and headless
-mode come from .streamlit/config.toml.
+mode come from .streamlit/config.toml. Every control is bound to the URL, so any view is a link.
 """
 
 import streamlit as st
 
+from ui import state
+from ui.sidebar import sidebar
+
 TITLE = "rgdiff — unified diffusion explorer"
+
+PAGE_TITLES = {"basis": "Basis & prior", "schedule": "Schedule designer",
+               "noising": "Forward noising"}
 
 
 def home() -> None:
@@ -15,9 +21,9 @@ def home() -> None:
         """
 **Unified diffusion** builds a diffusion model from three independent choices:
 
-- a **basis** in which the noising process is diagonal: pixels, PCA, Fourier, DCT or wavelets;
-- a **prior**, the Gaussian the data relaxes to: white, data-matched or power law;
-- a **noise schedule per component**: each basis component follows its own log-SNR path.
+1. a **basis** in which the noising process is diagonal: pixels, PCA, Fourier, DCT or wavelets;
+2. a **prior**, the Gaussian the data relaxes to: white, data-matched or power law;
+3. a **noise schedule per component**: each basis component follows its own log-SNR path.
 
 The soft-conditioning schedule ties these together with one knob, **softness**. At softness 1 all
 components are denoised together, as in standard diffusion; as softness goes to 0 the components
@@ -26,8 +32,38 @@ generation: coarse to fine in wavelets, low to high frequency in Fourier, by var
 """
     )
     st.caption("Paper: Gerdes, Welling, Cheng, *GUD: Generation with Unified Diffusion*, 2024.")
+    st.subheader("Presets")
+    st.caption("Each preset opens a page with every setting in the link; the sidebar's data "
+               "settings are kept. Change anything there and share the page's URL.")
+    cols = st.columns(4)
+    for i, preset in enumerate(state.PRESETS):
+        with cols[i % 4].container(border=True):
+            st.markdown(f"**{preset['name']}**")
+            st.caption(preset["text"])
+            params = state.query_params(preset["settings"])
+            main = preset["page"]
+            for page in (main, *(p for p in ("schedule", "noising") if p != main)):
+                st.page_link(state.PAGE_FILES[page], label=PAGE_TITLES[page],
+                             icon=":material/open_in_new:" if page == main else None,
+                             query_params=params)
+    st.subheader("Pages")
+    st.page_link(state.PAGE_FILES["basis"], label="Basis & prior: basis functions, component "
+                 "variances, coefficients and prior samples")
+    st.page_link(state.PAGE_FILES["schedule"], label="Schedule designer: γ_i(t), log-SNR, "
+                 "generation order, stiffness, export")
+    st.page_link(state.PAGE_FILES["noising"], label="Forward noising: one image noised over "
+                 "time, per component and per scale, with an A/B comparison")
 
 
 st.set_page_config(page_title="rgdiff", layout="wide")
-pg = st.navigation([st.Page(home, title="Home", default=True)])
+pg = st.navigation([
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page(state.PAGE_FILES["basis"], title=PAGE_TITLES["basis"], url_path="basis",
+            icon=":material/grid_on:"),
+    st.Page(state.PAGE_FILES["schedule"], title=PAGE_TITLES["schedule"], url_path="schedule",
+            icon=":material/timeline:"),
+    st.Page(state.PAGE_FILES["noising"], title=PAGE_TITLES["noising"], url_path="noising",
+            icon=":material/blur_on:"),
+])
+sidebar()
 pg.run()

@@ -70,7 +70,7 @@ def bench_roundtrip(device):
         sched = soft_conditioning_schedule(torch.zeros(D), 1.0)
         process = Process(basis, prior, sched).to(device)
 
-        def run():
+        def run(process=process):
             z, _ = process.add_noise(process.encode(data), 0.5, generator=gen)
             return process.decode(z)
 
@@ -110,7 +110,8 @@ def bench_sampling(device):
                  "empirical": EmpiricalDenoiser(process, data.to(device))}
     for name, den in denoisers.items():
         gen = torch.Generator(device=device).manual_seed(0)
-        t = timeit(lambda den=den: sample(process, den, 64, 100, generator=gen), repeats=5,
+        t = timeit(lambda den=den, gen=gen: sample(process, den, 64, 100, generator=gen),
+                   repeats=5,
                    warmup=1, device=device)
         print(f"{name:10s} {t:.2f} s  {verdict(t <= 2)}")
     # the dense (non-diagonal) Gaussian route: a wavelet basis with per-component gammas
@@ -141,8 +142,8 @@ def peer_work(device, batches=(64, 256), repeats=5):
     den = GaussianDenoiser(process, torch.zeros(D), cov)
     for batch in batches:
         gen = torch.Generator(device=device).manual_seed(0)
-        t = timeit(lambda batch=batch: sample(process, den, batch, 100,
-                                              method="euler_maruyama", generator=gen),
+        t = timeit(lambda batch=batch, gen=gen: sample(process, den, batch, 100,
+                                                       method="euler_maruyama", generator=gen),
                    repeats=repeats, warmup=1, device=device)
         x = sample(process, den, batch, 100, method="euler_maruyama", generator=gen)
         ratio = (basis.encode(x.cpu().double()) ** 2).mean(0) / lam
