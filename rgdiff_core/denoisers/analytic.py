@@ -69,6 +69,21 @@ class GaussianDenoiser(nn.Module):
             self.register_buffer("eigvec", vec.to(dev))
         self.nfe = 0
 
+    @classmethod
+    def fit(cls, process, data: Tensor, jitter: float = 1e-4) -> GaussianDenoiser:
+        """The exact denoiser of the Gaussian with the data's mean and covariance (D <= 4096):
+        all second-order structure, nothing beyond it."""
+        if data.ndim != 4 or tuple(data.shape[1:]) != tuple(process.shape):
+            raise ValueError(f"data must have shape (N, {', '.join(map(str, process.shape))}),"
+                             f" got {tuple(data.shape)}")
+        if process.dim > 4096:
+            raise ValueError(f"a fitted Gaussian needs D <= 4096 components, got {process.dim}")
+        flat = data.flatten(1).to(torch.float64).cpu()
+        mean = flat.mean(0)
+        centred = flat - mean
+        cov = centred.T @ centred / max(flat.shape[0] - 1, 1)
+        return cls(process, mean, cov, jitter=jitter)
+
     def forward(self, z: Tensor, t: Tensor | float, state: NoiseState | None = None) -> Tensor:
         if state is None:
             state = self.process.noise_state(t, like=z)
