@@ -1,1 +1,42 @@
-"""rgdiff_core (exports filled in once all modules land)."""
+"""rgdiff_core: unified diffusion with a free basis, prior and per-component schedule.
+
+    basis = make_basis("wavelet", (1, 32, 32), wavelet="haar")
+    prior = make_prior("data", basis, data=x_train)
+    labels = order_labels("scale", basis)
+    process = Process(basis, prior, soft_conditioning_schedule(labels, softness=0.3, clip=True))
+    images = sample(process, EmpiricalDenoiser(process, x_train), n=16, steps=200)
+
+Conventions (DESIGN.md): t = 0 data, t = 1 noise; lower label = generated first; denoisers
+return x0_hat in whitened components; every basis is real orthonormal.
+"""
+
+from .bases import BASES, Basis, make_basis
+from .data import DATASETS, gaussian_field, gaussian_field_covariance, load_dataset
+from .denoisers import EmpiricalDenoiser, GaussianDenoiser
+from .metrics import nearest_neighbour_distance, rapsd, sliced_wasserstein
+from .priors import PRIORS, Prior, make_prior
+from .process import Process
+from .samplers import SAMPLERS, SamplingCancelled, nfe_count, sample, sample_latents
+from .schedules import (
+    ORDERS,
+    SCHEDULES,
+    NoiseState,
+    Schedule,
+    cosine_schedule,
+    linear_schedule,
+    order_labels,
+    schedule_from_spec,
+    soft_conditioning_schedule,
+    stiffness,
+    vp_schedule,
+)
+
+__all__ = [
+    "BASES", "Basis", "make_basis", "DATASETS", "gaussian_field", "gaussian_field_covariance",
+    "load_dataset", "EmpiricalDenoiser", "GaussianDenoiser", "nearest_neighbour_distance",
+    "rapsd", "sliced_wasserstein", "PRIORS", "Prior", "make_prior", "Process", "SAMPLERS",
+    "SamplingCancelled", "nfe_count", "sample", "sample_latents", "ORDERS", "SCHEDULES",
+    "NoiseState", "Schedule", "cosine_schedule", "linear_schedule", "order_labels",
+    "schedule_from_spec", "soft_conditioning_schedule", "stiffness", "vp_schedule",
+]
+__version__ = "0.1.0"

@@ -1,5 +1,18 @@
 """Denoisers: every one is a callable (z, t, state=None) -> x0_hat in whitened components."""
 
 from .analytic import EmpiricalDenoiser, GaussianDenoiser, component_covariance
+from .models import UNet, UNetConfig
+from .network import (
+    CheckpointError,
+    GammaConditionedNet,
+    NetworkDenoiser,
+    load_checkpoint,
+    load_network_denoiser,
+    process_from_checkpoint,
+    save_checkpoint,
+)
 
-__all__ = ["EmpiricalDenoiser", "GaussianDenoiser", "component_covariance"]
+__all__ = ["EmpiricalDenoiser", "GaussianDenoiser", "component_covariance", "UNet",
+           "UNetConfig", "CheckpointError", "GammaConditionedNet", "NetworkDenoiser",
+           "load_checkpoint", "load_network_denoiser", "process_from_checkpoint",
+           "save_checkpoint"]
