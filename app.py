@@ -11,8 +11,11 @@ from ui.sidebar import sidebar
 
 TITLE = "rgdiff — unified diffusion explorer"
 
-PAGE_TITLES = {"basis": "Basis & prior", "schedule": "Schedule designer",
-               "noising": "Forward noising"}
+PAGE_TITLES = {
+    "basis": "Basis & prior",
+    "schedule": "Schedule designer",
+    "noising": "Forward noising",
+}
 
 
 def home() -> None:
@@ -33,8 +36,10 @@ generation: coarse to fine in wavelets, low to high frequency in Fourier, by var
     )
     st.caption("Paper: Gerdes, Welling, Cheng, *GUD: Generation with Unified Diffusion*, 2024.")
     st.subheader("Presets")
-    st.caption("Each preset opens a page with every setting in the link; the sidebar's data "
-               "settings are kept. Change anything there and share the page's URL.")
+    st.caption(
+        "Each preset opens a page with every setting in the link; the sidebar's data "
+        "settings are kept. Change anything there and share the page's URL."
+    )
     cols = st.columns(4)
     for i, preset in enumerate(state.PRESETS):
         with cols[i % 4].container(border=True):
@@ -43,27 +48,51 @@ generation: coarse to fine in wavelets, low to high frequency in Fourier, by var
             params = state.query_params(preset["settings"])
             main = preset["page"]
             for page in (main, *(p for p in ("schedule", "noising") if p != main)):
-                st.page_link(state.PAGE_FILES[page], label=PAGE_TITLES[page],
-                             icon=":material/open_in_new:" if page == main else None,
-                             query_params=params)
+                st.page_link(
+                    state.PAGE_FILES[page],
+                    label=PAGE_TITLES[page],
+                    icon=":material/open_in_new:" if page == main else None,
+                    query_params=params,
+                )
     st.subheader("Pages")
-    st.page_link(state.PAGE_FILES["basis"], label="Basis & prior: basis functions, component "
-                 "variances, coefficients and prior samples")
-    st.page_link(state.PAGE_FILES["schedule"], label="Schedule designer: γ_i(t), log-SNR, "
-                 "generation order, stiffness, export")
-    st.page_link(state.PAGE_FILES["noising"], label="Forward noising: one image noised over "
-                 "time, per component and per scale, with an A/B comparison")
+    st.page_link(
+        state.PAGE_FILES["basis"],
+        label="Basis & prior: basis functions, component variances, coefficients and prior samples",
+    )
+    st.page_link(
+        state.PAGE_FILES["schedule"],
+        label="Schedule designer: γ_i(t), log-SNR, generation order, stiffness, export",
+    )
+    st.page_link(
+        state.PAGE_FILES["noising"],
+        label="Forward noising: one image noised over "
+        "time, per component and per scale, with an A/B comparison",
+    )
 
 
 st.set_page_config(page_title="rgdiff", layout="wide")
-pg = st.navigation([
-    st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page(state.PAGE_FILES["basis"], title=PAGE_TITLES["basis"], url_path="basis",
-            icon=":material/grid_on:"),
-    st.Page(state.PAGE_FILES["schedule"], title=PAGE_TITLES["schedule"], url_path="schedule",
-            icon=":material/timeline:"),
-    st.Page(state.PAGE_FILES["noising"], title=PAGE_TITLES["noising"], url_path="noising",
-            icon=":material/blur_on:"),
-])
+pg = st.navigation(
+    [
+        st.Page(home, title="Home", icon=":material/home:", default=True),
+        st.Page(
+            state.PAGE_FILES["basis"],
+            title=PAGE_TITLES["basis"],
+            icon=":material/grid_on:",
+        ),
+        st.Page(
+            state.PAGE_FILES["schedule"],
+            title=PAGE_TITLES["schedule"],
+            icon=":material/timeline:",
+        ),
+        st.Page(
+            state.PAGE_FILES["noising"],
+            title=PAGE_TITLES["noising"],
+            icon=":material/blur_on:",
+        ),
+        st.Page("pages/sampling.py", title="Sampling", icon=":material/auto_awesome:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/conditioning.py", title="Conditioning", icon=":material/edit_square:"),
+    ]
+)
 sidebar()
 pg.run()

@@ -146,3 +146,37 @@ def browser_page(browser):
         yield page
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------- AppTest helpers
+
+APP = ROOT / "app.py"
+APPTEST_TIMEOUT_S = 120
+
+
+def open_app_page(page: str | None, query: dict | None = None, sidebar: dict | None = None):
+    """A fresh AppTest of app.py showing `page` (a key of ui.state.PAGE_FILES; None = home),
+    as if opened from a link: sidebar settings seed on the first run, page settings when the
+    page is opened. Values are encoded as Streamlit writes them into the URL."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
+    at = AppTest.from_file(str(APP), default_timeout=APPTEST_TIMEOUT_S)
+    at.query_params = state.query_params_all(sidebar or {})
+    at.run()
+    if page is not None:
+        at.query_params = state.query_params_all({**(sidebar or {}), **(query or {})})
+        at.switch_page(state.PAGE_FILES[page])
+        at.run()
+    return at
+
+
+def app_errors(at) -> list[str]:
+    """Exceptions shown by the app, with the tail of their stack traces."""
+    return [f"{e.value}\n" + "\n".join(e.stack_trace[-6:]) for e in at.exception]
+
+
+@pytest.fixture
+def open_page():
+    return open_app_page

@@ -1,0 +1,106 @@
+"""The Sampling, Compare and Conditioning pages in a real browser (Debian chromium on the real
+server): run a sampling, see the live preview, the playback and the samples, download the GIF
+and the settings JSON and decode them; run Compare and Conditioning. Screenshots go to
+test-artifacts/sampling-*.png (look at them)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+VIEWPORT = {"width": 1400, "height": 3000}  # the app scrolls inside; tall = whole page
+
+
+def wait_idle(page, timeout_ms: int = 90_000) -> None:
+    """Until the script run has finished (no 'running' status widget) and plotly has drawn."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=timeout_ms,
+    )
+    page.wait_for_timeout(500)
+
+
+def no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def loaded_images(page) -> int:
+    return page.locator('[data-testid="stImage"] img').evaluate_all(
+        "els => els.filter(e => e.complete && e.naturalWidth > 0).length"
+    )
+
+
+def test_sampling_run_playback_and_exports(streamlit_server, browser_page, artifacts_dir):
+    page = browser_page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{streamlit_server}/sampling?size=16&steps=200&batch=16&basis=dct&order=scale")
+    page.get_by_role("heading", name="Sampling").first.wait_for(state="visible")
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("live: x_t (top)").wait_for(state="visible", timeout=60_000)  # preview
+    page.get_by_role("heading", name="Trajectory").wait_for(state="visible", timeout=90_000)
+    wait_idle(page)
+    no_errors(page)
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    charts.nth(2).locator(".main-svg").first.wait_for(state="attached")
+    assert loaded_images(page) >= 2  # playback frame and the samples
+    assert page.get_by_text("step 200 of 200").count() >= 1
+    # playback: click the middle of the Frame slider's track (no resampling)
+    track = page.locator('[data-testid="stSlider"]').filter(has_text="Frame")
+    box = track.locator('[role="slider"]').locator("xpath=..").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text(re.compile(r"step \d+ of 200: x_t at t = 0\.[45]")).wait_for(
+        state="visible", timeout=30_000
+    )
+    wait_idle(page)
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifacts_dir / "sampling-run.png"), full_page=True)
+
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Settings as JSON").click()
+    doc = json.loads(open(dl.value.path(), encoding="utf-8").read())
+    assert doc["format"] == "rgdiff-sampling"
+    assert doc["settings"]["steps"] == "200" and doc["settings"]["basis"] == "dct"
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Trajectory as GIF").click()
+    gif = Image.open(io.BytesIO(open(dl.value.path(), "rb").read()))
+    assert gif.n_frames == 50
+    no_errors(page)
+
+
+def test_compare_and_conditioning_pages(streamlit_server, browser_page, artifacts_dir):
+    page = browser_page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(
+        f"{streamlit_server}/compare?size=16&steps=30&b_steps=30&batch=16&sweep=inf&sweep=1&sweep=0.1"
+    )
+    page.get_by_role("heading", name="Compare").first.wait_for(state="visible")
+    wait_idle(page)
+    page.get_by_role("button", name="Run A and B").click()
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(state="visible", timeout=60_000)
+    wait_idle(page)
+    page.get_by_role("button", name="Run the softness sweep").click()
+    page.get_by_text("runs,").first.wait_for(state="visible", timeout=90_000)
+    wait_idle(page)
+    no_errors(page)
+    assert loaded_images(page) >= 2
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifacts_dir / "sampling-compare.png"), full_page=True)
+
+    page.goto(f"{streamlit_server}/conditioning?size=16&task=super_resolution&steps=40&cn=8")
+    page.get_by_role("heading", name="Conditioning").first.wait_for(state="visible")
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("mean of 8 samples").wait_for(state="visible", timeout=60_000)
+    wait_idle(page)
+    no_errors(page)
+    assert loaded_images(page) >= 4  # input, known part, mean, samples
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifacts_dir / "sampling-conditioning.png"), full_page=True)

@@ -1,0 +1,262 @@
+"""Bounded caches around the library calls the pages make, keyed by the frozen specs.
+
+Everything heavy is built once per distinct spec and shared read-only by all sessions
+(st.cache_resource: no copy per rerun); every cache has max_entries. Library ValueErrors pass
+through unchanged (nothing is cached for them), so pages can show them with st.error.
+Display objects live on the CPU; `process` is the one object moved to the chosen device.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from rgdiff_core import viz
+from rgdiff_core.bases import make_basis
+from rgdiff_core.data import load_dataset, load_images
+from rgdiff_core.priors import component_stats, make_prior
+from rgdiff_core.process import Process
+from rgdiff_core.schedules import (
+    Schedule,
+    cosine_schedule,
+    linear_schedule,
+    order_labels,
+    soft_conditioning_schedule,
+    stiffness,
+    vp_schedule,
+)
+from ui.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
+
+N_STATS = 1000  # data items used for statistics (component variances, priors, PCA)
+LAMBDA_FLOOR = 1e-6  # data variances are floored at this fraction of their mean
+N_T = 101  # time grid of the schedule curves
+
+# Uploaded image sets by content digest, filled by the sidebar before any cache reads them.
+_UPLOADS: OrderedDict[str, torch.Tensor] = OrderedDict()
+_MAX_UPLOAD_SETS = 8
+
+
+# ---------------------------------------------------------------- data
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def decode_uploads(files: tuple[bytes, ...], size: int) -> torch.Tensor:
+    """Uploaded image files -> (N, 1, size, size) in [-1, 1]; ValueError names a bad file."""
+    return load_images(list(files), size)
+
+
+def register_uploads(files: tuple[bytes, ...], size: int) -> str:
+    """Decode uploads (ValueError on a bad file) and return the digest DataSpec.upload keeps."""
+    images = decode_uploads(files, size)
+    digest = hashlib.sha1(b"".join(hashlib.sha1(f).digest() for f in files)).hexdigest()[:16]
+    key = f"{digest}-{size}"
+    _UPLOADS[key] = images
+    _UPLOADS.move_to_end(key)
+    while len(_UPLOADS) > _MAX_UPLOAD_SETS:
+        _UPLOADS.popitem(last=False)
+    return key
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading data…")
+def dataset(d: DataSpec) -> torch.Tensor:
+    """The training split (N, 1, size, size) on the CPU; read-only."""
+    if d.dataset == "upload":
+        if d.upload not in _UPLOADS:
+            raise ValueError(
+                "no uploaded images: add image files in the sidebar, or pick a built-in dataset"
+            )
+        return _UPLOADS[d.upload]
+    return load_dataset(d.dataset, d.size)
+
+
+def stats_data(d: DataSpec) -> torch.Tensor:
+    return dataset(d)[:N_STATS]
+
+
+def _data_key(d: DataSpec) -> DataSpec:
+    """The part of a DataSpec that a data-free object depends on (size only)."""
+    return DataSpec(dataset="", size=d.size)
+
+
+# ---------------------------------------------------------------- basis, prior, statistics
+
+
+@st.cache_resource(max_entries=16, show_spinner="Building the basis…")
+def _basis(b: BasisSpec, d: DataSpec):
+    opts = b.options()
+    if b.name == "pca":
+        opts["data"] = stats_data(d)
+    return make_basis(b.name, d.shape, **opts)
+
+
+def basis(d: DataSpec, b: BasisSpec):
+    """The basis on the CPU (PCA is fitted on the dataset; the others depend on size only)."""
+    return _basis(b, d if b.name == "pca" else _data_key(d))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Measuring component variances…")
+def data_stats(d: DataSpec, b: BasisSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, lambda) (D,) float64 of the basis coefficients of the data; lambda floored."""
+    mean, lam = component_stats(basis(d, b), stats_data(d))
+    lam = lam.clamp_min(LAMBDA_FLOOR * max(float(lam.mean()), 1e-12))
+    return mean.numpy(), lam.numpy()
+
+
+@st.cache_resource(max_entries=16, show_spinner="Fitting the prior…")
+def prior(d: DataSpec, b: BasisSpec, p: PriorSpec):
+    return make_prior(p.kind, basis(d, b), stats_data(d), **p.options())
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A built schedule with the per-component numbers the pages plot (all (D,) float64).
+
+    lam: data variance of each basis coefficient; v = lam / prior std^2 (data variance of the
+    whitened component); labels: the ordering variable (None for scalar schedules)."""
+
+    schedule: Schedule
+    lam: np.ndarray
+    v: np.ndarray
+    labels: np.ndarray | None
+
+    @property
+    def order_labels(self) -> np.ndarray:
+        """The labels, or variance order (-log lambda) for a scalar schedule: what the pages
+        sort and colour components by."""
+        return self.labels if self.labels is not None else -np.log(self.lam)
+
+
+def _build_schedule(s: ScheduleSpec, bas, lam: np.ndarray, v: np.ndarray) -> Schedule:
+    if s.family == "linear":
+        return linear_schedule(s.gamma_min, s.gamma_max)
+    if s.family == "cosine":
+        return cosine_schedule(s.gamma_min, s.gamma_max)
+    if s.family == "vp":
+        return vp_schedule(gamma_min=s.gamma_min)
+    if s.family == "soft":
+        labels = order_labels(s.order, bas, variances=torch.from_numpy(lam))
+        return soft_conditioning_schedule(
+            labels,
+            s.softness,
+            s.gamma_denoise,
+            s.gamma_noise,
+            variances=torch.from_numpy(v),
+            clip=s.clip,
+        )
+    raise ValueError(f"schedule family must be one of linear, cosine, vp, soft; got {s.family!r}")
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def schedule(d: DataSpec, b: BasisSpec, p: PriorSpec, s: ScheduleSpec) -> ScheduleInfo:
+    bas, pri = basis(d, b), prior(d, b, p)
+    _, lam = data_stats(d, b)
+    v = lam / pri.std.double().numpy() ** 2
+    sched = _build_schedule(s, bas, lam, v)
+    labels = None if s.scalar else sched.labels.numpy()
+    return ScheduleInfo(sched, lam, v, labels)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def process(spec: ProcessSpec) -> Process:
+    """Basis + prior + schedule on the chosen device (copies, so the CPU cache stays put)."""
+    d = spec.data
+    bas, pri = basis(d, spec.basis), prior(d, spec.basis, spec.prior)
+    sched = schedule(d, spec.basis, spec.prior, spec.schedule).schedule
+    if d.device != "cpu":
+        bas, pri = copy.deepcopy(bas).to(d.device), copy.deepcopy(pri).to(d.device)
+    return Process(bas, pri, sched)
+
+
+# ---------------------------------------------------------------- schedule views
+
+
+@dataclass(frozen=True)
+class Curves:
+    t: np.ndarray  # (T,)
+    gamma: np.ndarray  # (T, D)
+    log_snr: np.ndarray  # (T, D) true log-SNR
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curves(spec: ProcessSpec) -> Curves:
+    info = schedule(spec.data, spec.basis, spec.prior, spec.schedule)
+    t, gamma, log_snr = viz.schedule_curves(info.schedule, len(info.v), info.v, N_T)
+    return Curves(t, gamma, log_snr)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def schedule_stiffness(spec: ProcessSpec) -> dict:
+    info = schedule(spec.data, spec.basis, spec.prior, spec.schedule)
+    return stiffness(info.schedule, grid=1001)
+
+
+def uploaded_schedule_views(
+    sched: Schedule, d: DataSpec, b: BasisSpec, p: PriorSpec
+) -> tuple[ScheduleInfo, Curves, dict]:
+    """(info, curves, stiffness) of a schedule loaded from a file (not cached: files are
+    rare); ValueError when its size does not fit the current basis."""
+    bas, pri = basis(d, b), prior(d, b, p)
+    if sched.dim is not None and sched.dim != bas.dim:
+        raise ValueError(
+            f"the file's schedule has {sched.dim} components but the current basis has "
+            f"{bas.dim} (image size {d.size}); change the image size or load a matching file"
+        )
+    _, lam = data_stats(d, b)
+    v = lam / pri.std.double().numpy() ** 2
+    labels = getattr(sched, "labels", None)
+    info = ScheduleInfo(sched, lam, v, None if labels is None else labels.numpy())
+    t, gamma, log_snr = viz.schedule_curves(sched, bas.dim, v, N_T)
+    return info, Curves(t, gamma, log_snr), stiffness(sched, grid=1001)
+
+
+# ---------------------------------------------------------------- images and spectra
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def prior_and_data_samples(d: DataSpec, b: BasisSpec, p: PriorSpec, n: int = 256):
+    """n prior samples and n data samples (CPU), and the RAPSD (k, P) of each set."""
+    gen = torch.Generator().manual_seed(d.seed)
+    x_prior = viz.prior_samples(basis(d, b), prior(d, b, p), n, generator=gen).float()
+    data = dataset(d)
+    idx = torch.randperm(len(data), generator=gen)[:n]
+    x_data = data[idx]
+    spectra = {name: viz.rapsd_arrays(x) for name, x in (("data", x_data), ("prior", x_prior))}
+    return x_prior, x_data, spectra
+
+
+def image(d: DataSpec, index: int) -> torch.Tensor:
+    """One data item (1, 1, size, size); ValueError for an index out of range."""
+    data = dataset(d)
+    if not 0 <= index < len(data):
+        raise ValueError(f"image index must be in 0..{len(data) - 1}, got {index}")
+    return data[index : index + 1]
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def noised_strip(spec: ProcessSpec, x0_key: str, _x0: torch.Tensor, times: tuple[float, ...]):
+    """x_t (T, 1, H, W) on the CPU at each time with one noise draw (seed of the DataSpec).
+
+    `x0_key` identifies the clean image `_x0` (not hashed)."""
+    proc = process(spec)
+    u = proc.encode(_x0.to(proc.device))
+    frames = [proc.decode(viz.noised(proc, u, t, spec.data.seed)[0]).cpu() for t in times]
+    return torch.cat(frames)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def noising_gif(
+    spec: ProcessSpec, x0_key: str, _x0: torch.Tensor, times: tuple[float, ...], zoom: int
+) -> bytes:
+    """Animated GIF of x_t over `times`, frames enlarged `zoom` times."""
+    frames = noised_strip(spec, x0_key, _x0, times)
+    return viz.encode_gif([viz.upscale(viz.to_uint8(f), zoom) for f in frames], duration_ms=90)
+
+
+def device_label(name: str) -> str:
+    return "CUDA (" + torch.cuda.get_device_name(0) + ")" if name == "cuda" else "CPU"

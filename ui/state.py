@@ -1,0 +1,297 @@
+"""Widget keys, their defaults and options, URL encoding, and the home page's presets.
+
+Every control has a key, and every key is also its URL query parameter (bind="query-params"),
+so a view is `/<page>?key=value&...`. A preset is a plain dict of keys -> values; its link is
+the page URL with those values encoded exactly as Streamlit writes them (`query_value`).
+Keys of the process pickers take a prefix: "" for the main process, "b_" for the A/B process.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# ---------------------------------------------------------------- options
+
+DATASETS = ("digits", "patches", "fields", "shapes", "upload")
+SIZES = (16, 32, 64)
+DEVICES = ("auto", "cpu", "cuda")
+BASES = ("pixel", "pca", "fourier", "dct", "wavelet")
+WAVELETS = ("haar", "db2", "db4", "sym4", "coif1")
+LEVELS = ("max", "1", "2", "3", "4", "5", "6")
+PRIORS = ("white", "data", "power_law")
+FAMILIES = ("linear", "cosine", "vp", "soft")
+ORDERS = ("variance", "scale", "row", "column", "raster", "scale_column")
+# Softness on a log grid, left = diffusion (equal-SNR at infinity), right = autoregressive.
+SOFTNESS = (
+    math.inf,
+    100.0,
+    70.0,
+    50.0,
+    30.0,
+    20.0,
+    15.0,
+    10.0,
+    7.0,
+    5.0,
+    3.0,
+    2.0,
+    1.5,
+    1.0,
+    0.7,
+    0.5,
+    0.3,
+    0.2,
+    0.15,
+    0.1,
+    0.07,
+    0.05,
+    0.03,
+    0.02,
+    0.015,
+    0.01,
+)
+SEED_MAX = 2**31 - 1
+# (min, max, step) of the numeric process controls.
+RANGES: dict[str, tuple[float, float, float]] = {
+    "exponent": (0.0, 6.0, 0.5),
+    "gmin": (-20.0, 0.0, 0.5),
+    "gmax": (0.0, 20.0, 0.5),  # scalar schedules
+    "gd": (-15.0, 0.0, 0.5),
+    "gn": (0.0, 15.0, 0.5),  # soft-conditioning targets
+}
+CHOICES: dict[str, tuple] = {
+    "basis": BASES,
+    "wavelet": WAVELETS,
+    "levels": LEVELS,
+    "prior": PRIORS,
+    "family": FAMILIES,
+    "order": ORDERS,
+}
+PROCESS_KEYS = (
+    "basis",
+    "wavelet",
+    "levels",
+    "prior",
+    "exponent",
+    "family",
+    "gmin",
+    "gmax",
+    "order",
+    "soft",
+    "gd",
+    "gn",
+    "clip",
+)
+
+
+def format_softness(s: float) -> str:
+    return "inf" if math.isinf(s) else f"{s:g}"
+
+
+# ---------------------------------------------------------------- defaults
+
+SIDEBAR_DEFAULTS: dict[str, Any] = {"data": "digits", "size": 32, "device": "auto", "seed": 0}
+
+PROCESS_DEFAULTS: dict[str, Any] = {
+    "basis": "wavelet",
+    "wavelet": "haar",
+    "levels": "max",
+    "prior": "white",
+    "exponent": 2.0,
+    "family": "soft",
+    "gmin": -10.0,
+    "gmax": 10.0,
+    "order": "variance",
+    "soft": 1.0,
+    "gd": -7.0,
+    "gn": 3.0,
+    "clip": False,
+}
+
+# The A/B process of Forward noising starts as a coarse-to-fine wavelet cascade.
+B_DEFAULTS: dict[str, Any] = {
+    **PROCESS_DEFAULTS,
+    "prior": "data",
+    "order": "scale",
+    "soft": 0.1,
+    "clip": True,
+}
+
+GROUPINGS = ("auto", "basis", "order")
+
+PAGE_DEFAULTS: dict[str, Any] = {
+    "groups": "auto",  # components grouped by the basis's groups or by generation order
+    "img": 0,  # data item shown
+    "bf": 0,  # first basis function shown
+    "indiv": False,  # schedule curves per component instead of group means
+    "ga": 0,
+    "gb": -1,  # two groups for the log-SNR plane (index; -1 = last)
+    "t": 0.5,
+    "play": False,
+    "ab": False,
+}
+
+
+def default(key: str) -> Any:
+    """Default value of a widget key (process keys may carry the "b_" prefix)."""
+    if key.startswith("b_"):
+        return B_DEFAULTS[key[2:]]
+    for table in (SIDEBAR_DEFAULTS, PROCESS_DEFAULTS, PAGE_DEFAULTS):
+        if key in table:
+            return table[key]
+    raise KeyError(f"unknown widget key {key!r}")
+
+
+def query_value(value: Any) -> str:
+    """A value as Streamlit writes it into the URL for a bound widget."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return format_softness(value) if math.isinf(value) else f"{value:g}"
+    return str(value)
+
+
+def parse_setting(key: str, value: Any) -> Any:
+    """A process setting (unprefixed key) from a file or URL value -> the widget's value;
+    ValueError saying what is wrong."""
+    if key in CHOICES:
+        if str(value) not in CHOICES[key]:
+            raise ValueError(f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+        return str(value)
+    if key == "clip":
+        if isinstance(value, bool) or str(value).lower() in ("true", "false"):
+            return value if isinstance(value, bool) else str(value).lower() == "true"
+        raise ValueError(f"clip must be true or false, got {value!r}")
+    if key == "soft":
+        by_text = {format_softness(s): s for s in SOFTNESS}
+        text = (
+            value
+            if isinstance(value, str)
+            else format_softness(float(value))
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
+        if text not in by_text:
+            raise ValueError(f"soft must be one of {', '.join(by_text)}, got {value!r}")
+        return by_text[text]
+    if key in RANGES:
+        lo, hi, _ = RANGES[key]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}], got {value!r}") from None
+        if isinstance(value, bool) or not lo <= number <= hi:
+            raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+        return number
+    raise ValueError(f"unknown setting {key!r}; known: {', '.join(PROCESS_KEYS)}")
+
+
+def query_params_all(settings: dict[str, Any]) -> dict[str, str]:
+    return {k: query_value(v) for k, v in settings.items()}
+
+
+def query_params(settings: dict[str, Any]) -> dict[str, str]:
+    """URL parameters of a settings dict; values equal to their default are left out, as
+    Streamlit itself does, so links stay short."""
+    return {k: query_value(v) for k, v in settings.items() if v != default(k)}
+
+
+# ---------------------------------------------------------------- pages and presets
+
+# URL paths are the file stems: before the first st.navigation call of a fresh server Streamlit
+# resolves a requested page against the pages/ folder, so any other path shows "Page not found".
+PAGE_URLS = {"basis": "basis_prior", "schedule": "schedule_designer", "noising": "forward_noising"}
+PAGE_FILES = {
+    "basis": "pages/basis_prior.py",
+    "schedule": "pages/schedule_designer.py",
+    "noising": "pages/forward_noising.py",
+}
+
+
+def _process(**kw: Any) -> dict[str, Any]:
+    """A complete process setting: every picker key, defaults overridden by kw."""
+    return {**PROCESS_DEFAULTS, **kw}
+
+
+PRESETS: list[dict[str, Any]] = [
+    {
+        "name": "Standard diffusion",
+        "page": "schedule",
+        "text": "Pixel basis, white prior, one scalar linear γ for every pixel.",
+        "settings": _process(basis="pixel", prior="white", family="linear", gmin=-10.0, gmax=10.0),
+    },
+    {
+        "name": "Equal SNR",
+        "page": "schedule",
+        "text": "Fourier basis, data-matched prior, scalar schedule: every frequency has the same "
+        "SNR at every time.",
+        "settings": _process(basis="fourier", prior="data", family="linear", gmin=-10.0, gmax=10.0),
+    },
+    {
+        "name": "Blurring-like",
+        "page": "noising",
+        "text": "Fourier basis, soft conditioning by scale: high frequencies are noised first, "
+        "so the image blurs before it drowns.",
+        "settings": _process(
+            basis="fourier", prior="data", family="soft", order="scale", soft=2.0, clip=True
+        ),
+    },
+    {
+        "name": "Wavelet cascade",
+        "page": "noising",
+        "text": "Haar wavelets in scale order with small softness: coarse-to-fine generation, "
+        "one level after another.",
+        "settings": _process(
+            basis="wavelet",
+            wavelet="haar",
+            levels="max",
+            prior="data",
+            family="soft",
+            order="scale",
+            soft=0.05,
+            clip=True,
+        ),
+    },
+    {
+        "name": "Raster AR",
+        "page": "schedule",
+        "text": "Pixel basis, raster order, near-zero softness: one pixel after another.",
+        "settings": _process(
+            basis="pixel", prior="white", family="soft", order="raster", soft=0.1, clip=True
+        ),
+    },
+    {
+        "name": "Column AR",
+        "page": "noising",
+        "text": "Pixel basis, column order: the image is generated column by column.",
+        "settings": _process(
+            basis="pixel", prior="white", family="soft", order="column", soft=0.1, clip=True
+        ),
+    },
+    {
+        "name": "Haar + column",
+        "page": "schedule",
+        "text": "The paper's wavelet experiment: Haar levels coarse to fine, and within a level "
+        "column by column.",
+        "settings": _process(
+            basis="wavelet",
+            wavelet="haar",
+            levels="max",
+            prior="data",
+            family="soft",
+            order="scale_column",
+            soft=0.05,
+            clip=True,
+        ),
+    },
+    {
+        "name": "PCA by variance",
+        "page": "schedule",
+        "text": "PCA basis, variance order: principal components generated from the largest "
+        "variance down.",
+        "settings": _process(
+            basis="pca", prior="data", family="soft", order="variance", soft=0.3, clip=True
+        ),
+    },
+]

@@ -1,0 +1,318 @@
+"""Controls that return specs, shared by the pages (and the Sampling / Compare pages to come).
+
+Every control has a key (= its URL query parameter, bind="query-params") and a help text. A
+`prefix` keeps two copies apart on one page: "" for the main process, "b_" for the A/B one.
+`attempt` is the page boundary: a library ValueError becomes an st.error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from rgdiff_core import viz
+from ui import state
+from ui.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
+
+T = TypeVar("T")
+
+BIND: Any = "query-params"
+
+
+def attempt(
+    what: str, fn: Callable[..., T], *args: Any, stop: bool = True, **kwargs: Any
+) -> T | None:
+    """fn(*args, **kwargs); a ValueError is shown as 'what: message' and stops the page (or
+    returns None with stop=False), so a bad combination of controls never shows a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as err:
+        st.error(f"**{what}:** {err}")
+        if stop:
+            st.stop()
+        return None
+
+
+def _index(options: tuple, key: str) -> int:
+    return options.index(state.default(key))
+
+
+def selectbox(label: str, options: tuple, key: str, help: str, **kw: Any) -> Any:
+    return st.selectbox(
+        label, options, index=_index(options, key), key=key, help=help, bind=BIND, **kw
+    )
+
+
+# ---------------------------------------------------------------- basis and prior
+
+
+def basis_picker(prefix: str = "", size: int = 32) -> BasisSpec:
+    """Basis (+ wavelet family and levels). `size` only shapes the help text."""
+    name = selectbox(
+        "Basis",
+        state.BASES,
+        prefix + "basis",
+        help="The orthonormal basis the noise acts in. pixel: identity; pca: principal "
+        "components of the data; fourier: real cos/sin modes; dct: DCT-II; wavelet: "
+        "orthogonal PyWavelets family, coarse to fine.",
+    )
+    wavelet, levels = state.default(prefix + "wavelet"), None
+    if name == "wavelet":
+        c1, c2 = st.columns(2)
+        with c1:
+            wavelet = selectbox(
+                "Wavelet",
+                state.WAVELETS,
+                prefix + "wavelet",
+                help="Orthogonal wavelet family (periodized).",
+            )
+        with c2:
+            lv = selectbox(
+                "Levels",
+                state.LEVELS,
+                prefix + "levels",
+                help=f"Decomposition levels; max = log2(size) = "
+                f"{int(math.log2(size))} at size {size}.",
+            )
+        levels = None if lv == "max" else int(lv)
+    return BasisSpec(name=name, wavelet=wavelet, levels=levels)
+
+
+def prior_picker(prefix: str = "") -> PriorSpec:
+    kind = selectbox(
+        "Prior",
+        state.PRIORS,
+        prefix + "prior",
+        help="The Gaussian N(μ, UᵀS²U) the data relaxes to. white: S = 1 (μ = data mean); "
+        "data: S² = data variance of each component (data-matched); power_law: "
+        "S² ∝ (1 + scale)^-exponent.",
+    )
+    exponent = state.default(prefix + "exponent")
+    if kind == "power_law":
+        lo, hi, step = state.RANGES["exponent"]
+        exponent = st.slider(
+            "Power-law exponent",
+            lo,
+            hi,
+            value=exponent,
+            step=step,
+            key=prefix + "exponent",
+            bind=BIND,
+            help="Prior variance ∝ (1 + scale)^-exponent, scaled to the data's mean variance.",
+        )
+    return PriorSpec(kind=kind, exponent=float(exponent))
+
+
+# ---------------------------------------------------------------- schedule
+
+
+def _number_slider(label: str, key: str, help: str) -> float:
+    lo, hi, step = state.RANGES[key.removeprefix("b_")]
+    return st.slider(
+        label, lo, hi, value=state.default(key), step=step, key=key, bind=BIND, help=help
+    )
+
+
+def softness_slider(prefix: str = "", label: str | None = None) -> float:
+    """The softness knob on a log grid, left = diffusion, right = autoregressive."""
+    return st.select_slider(
+        label or "Softness: diffusion ⟵ ⟶ autoregressive",
+        options=state.SOFTNESS,
+        value=state.default(prefix + "soft"),
+        format_func=state.format_softness,
+        key=prefix + "soft",
+        bind=BIND,
+        help="Softness s of the soft-conditioning schedule (log scale). s = 1 with variance "
+        "order: standard diffusion; s → ∞ (inf): equal SNR for every component; "
+        "s → 0 (with clip): autoregressive, one group of components after another "
+        "(stiffer, needs more steps).",
+    )
+
+
+def schedule_picker(prefix: str = "", softness_slot: Any = None) -> ScheduleSpec:
+    """Family and its parameters. The softness slider goes into `softness_slot` (a container)
+    when given, so a page can show it prominently elsewhere."""
+    family = selectbox(
+        "Schedule family",
+        state.FAMILIES,
+        prefix + "family",
+        help="linear / cosine / vp: one scalar γ(t) for every component; soft: "
+        "soft-conditioning, one γ_i(t) per component from an ordering and a softness.",
+    )
+    d = ScheduleSpec()
+    if family != "soft":
+        c1, c2 = st.columns(2)
+        with c1:
+            gmin = _number_slider(
+                "γ at t = 0",
+                prefix + "gmin",
+                help="γ = −log SNR of the whitened components at t = 0 (data end).",
+            )
+        gmax = state.default(prefix + "gmax")
+        if family != "vp":
+            with c2:
+                gmax = _number_slider(
+                    "γ at t = 1",
+                    prefix + "gmax",
+                    help="γ at t = 1 (noise end); must exceed γ at t = 0.",
+                )
+        else:
+            with c2:
+                st.caption("VP: β from 0.1 to 20, so γ(1) ≈ 10.")
+        return ScheduleSpec(family=family, gamma_min=float(gmin), gamma_max=float(gmax))
+    order = selectbox(
+        "Order",
+        state.ORDERS,
+        prefix + "order",
+        help="Which components are generated first (lowest label first). variance: largest "
+        "data variance first; scale: coarse to fine (wavelet level, |k|, PCA rank); "
+        "row / column / raster: pixel position (pixel and wavelet bases); scale_column: "
+        "wavelet level, then column (the paper's wavelet experiment).",
+    )
+    if softness_slot is not None:
+        with softness_slot:
+            softness = softness_slider(prefix)
+            left, right = st.columns(2)
+            left.caption("◀ diffusion: s = inf gives equal SNR, s = 1 standard diffusion")
+            right.caption(
+                "autoregressive: s → 0, one group after another ▶", text_alignment="right"
+            )
+    else:
+        softness = softness_slider(prefix, label="Softness (diffusion ⟵ ⟶ AR)")
+    c1, c2 = st.columns(2)
+    with c1:
+        gd = _number_slider(
+            "γ̃_d (denoised end)",
+            prefix + "gd",
+            help="Target −log SNR the last-generated component reaches at t = 0.",
+        )
+    with c2:
+        gn = _number_slider(
+            "γ̃_n (noised end)",
+            prefix + "gn",
+            help="Target −log SNR the first-generated component reaches at t = 1.",
+        )
+    clip = st.checkbox(
+        "Clip",
+        value=state.default(prefix + "clip"),
+        key=prefix + "clip",
+        bind=BIND,
+        help="Freeze each component outside its window: effective −log SNR "
+        "stays in [γ̃_d, γ̃_n]. Needed for the autoregressive limit.",
+    )
+    return ScheduleSpec(
+        family="soft",
+        order=order,
+        softness=float(softness),
+        gamma_denoise=float(gd),
+        gamma_noise=float(gn),
+        clip=bool(clip),
+        gamma_min=d.gamma_min,
+        gamma_max=d.gamma_max,
+    )
+
+
+def process_picker(data: DataSpec, prefix: str = "", softness_slot: Any = None) -> ProcessSpec:
+    """Basis, prior and schedule controls -> ProcessSpec."""
+    b = basis_picker(prefix, data.size)
+    p = prior_picker(prefix)
+    s = schedule_picker(prefix, softness_slot)
+    return ProcessSpec(data=data, basis=b, prior=p, schedule=s)
+
+
+def grouping_picker(key: str = "groups") -> str:
+    return selectbox(
+        "Group components by",
+        state.GROUPINGS,
+        key,
+        help="basis: the basis's own groups (wavelet sub-bands, |k| rings, PCA rank bins, "
+        "pixel rows); order: the generation order, cut into up to 32 consecutive groups by "
+        "label; auto: order for row / column / raster orders (where the basis groups mix "
+        "early and late components), else basis.",
+    )
+
+
+def display_groups(bas, info, schedule: ScheduleSpec, how: str) -> tuple[list, str]:
+    """(groups in the format of basis.groups(), a caption word) for group-mean plots."""
+    if how == "auto":
+        spatial = schedule.family == "soft" and schedule.order in (
+            "row",
+            "column",
+            "raster",
+            "scale_column",
+        )
+        how = "order" if spatial else "basis"
+    if how == "order":
+        return viz.order_groups(info.order_labels), "order groups"
+    return bas.groups(), "basis groups"
+
+
+def check_basis(b: BasisSpec, size: int) -> str | None:
+    """A plain-words problem with the basis controls, or None."""
+    if b.name == "wavelet" and b.levels is not None and 2**b.levels > size:
+        return (
+            f"{b.levels} wavelet levels need images of at least {2**b.levels} px, but the "
+            f"image size is {size}: lower the levels (max {int(math.log2(size))}) or raise "
+            f"the image size."
+        )
+    return None
+
+
+def check_process(spec: ProcessSpec) -> str | None:
+    """A plain-words problem with a combination of controls, or None (checked before any
+    library call, so the message can say what to change)."""
+    b, s = spec.basis, spec.schedule
+    problem = check_basis(b, spec.data.size)
+    if problem:
+        return problem
+    if (
+        s.family == "soft"
+        and s.order in ("row", "column", "raster", "scale_column")
+        and b.name not in ("pixel", "wavelet")
+    ):
+        return (
+            f"Order '{s.order}' needs components with a position in the image, which the "
+            f"{b.name} basis does not have: pick the pixel or wavelet basis, or order by "
+            f"variance or scale."
+        )
+    if s.family in ("linear", "cosine") and s.gamma_max <= s.gamma_min:
+        return "γ at t = 1 must exceed γ at t = 0: raise one or lower the other."
+    if s.family == "soft" and s.gamma_noise <= s.gamma_denoise:
+        return "γ̃_n must exceed γ̃_d: raise γ̃_n or lower γ̃_d."
+    return None
+
+
+def schedule_loader(prefix: str = ""):
+    """Uploader for a schedule JSON; call it before the pickers. A file with settings sets
+    the controls (once per file); a file with only a schedule returns that Schedule, to be
+    used instead of the controls while it stays loaded. A malformed file shows st.error and
+    changes nothing."""
+    from ui import files
+
+    f = st.file_uploader(
+        "Load a schedule (JSON)",
+        type=["json"],
+        key=prefix + "sched_file",
+        help="A file exported below (sets the controls) or a schedule spec with a 'family' "
+        "(used as is). Not part of the page link.",
+    )
+    if f is None:
+        return None
+    try:
+        loaded = files.parse_schedule_file(f.getvalue())
+    except ValueError as err:
+        st.error(f"Could not load **{f.name}**: {err}. The current schedule is kept.")
+        return None
+    if loaded.settings is None:
+        st.info(f"Showing the schedule from **{f.name}**; remove the file to use the controls.")
+        return loaded.schedule
+    tag = f"{prefix}_applied_file"
+    if st.session_state.get(tag) != f.file_id:
+        for key, value in loaded.settings.items():
+            st.session_state[prefix + key] = value
+        st.session_state[tag] = f.file_id
+        st.success(f"Controls set from **{f.name}**.")
+    return None
