@@ -14,11 +14,13 @@ STAMP_RUN := $(VENV)/.stamp-run
 STAMP_DEV := $(VENV)/.stamp-dev
 CHROMIUM  := /usr/bin/chromium
 
-.PHONY: help venv venv-dev run test chromium lint format bench clean
+.PHONY: help venv venv-dev run test fuzz load chromium lint format bench clean
 
 help:
 	@echo "make run     create .venv if needed, install requirements, serve http://127.0.0.1:8501"
 	@echo "make test    install dev requirements and Debian chromium, then ruff check + pytest"
+	@echo "make fuzz    300 random control combinations on every page (CI runs a rotating 100)"
+	@echo "make load    8 concurrent browser sessions x 2 waves on a real server: the figures"
 	@echo "make lint    ruff check and ruff format --check"
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make bench   run every bench/*.py"
@@ -58,6 +60,17 @@ chromium:
 test: venv-dev chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# The full page fuzz: 300 combinations per page from seed 0 (RGDIFF_FUZZ_SEED / _N override;
+# RGDIFF_FUZZ_FREE_SIZE=1 also draws the image size, much slower). Summaries in
+# test-artifacts/fuzz/. `make test` runs 100 per page from a seed that changes every day.
+FUZZ_N    ?= 300
+FUZZ_SEED ?= 0
+fuzz: venv-dev
+	RGDIFF_FUZZ_N=$(FUZZ_N) RGDIFF_FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest tests/test_fuzz_pages.py::test_fuzz_page
+
+load: venv-dev chromium
+	PYTHONPATH=. $(PY) bench/bench_load.py --sessions 8 --waves 2
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,7 @@ mode come from .streamlit/config.toml. Every control is bound to the URL, so any
 import streamlit as st
 
 from ui import state
-from ui.sidebar import sidebar
+from ui.sidebar import sidebar, through_app
 
 TITLE = "rgdiff — unified diffusion explorer"
 
@@ -15,6 +15,25 @@ PAGE_TITLES = {
     "basis": "Basis & prior",
     "schedule": "Schedule designer",
     "noising": "Forward noising",
+    "sampling": "Sampling",
+    "compare": "Compare",
+    "conditioning": "Conditioning",
+}
+PAGE_ICONS = {
+    "basis": ":material/grid_on:",
+    "schedule": ":material/timeline:",
+    "noising": ":material/blur_on:",
+    "sampling": ":material/auto_awesome:",
+    "compare": ":material/compare:",
+    "conditioning": ":material/edit_square:",
+}
+PAGE_TEXT = {
+    "basis": "basis functions, component variances, coefficients and prior samples",
+    "schedule": "γ_i(t), log-SNR, generation order, stiffness, export",
+    "noising": "one image noised over time, per component and per scale, with an A/B comparison",
+    "sampling": "generate with an exact or trained denoiser, watch the trajectory, sweep softness",
+    "compare": "two configurations side by side with sample metrics, and metrics against softness",
+    "conditioning": "inpainting, super-resolution, low-pass conditioning and wider images",
 }
 
 
@@ -47,7 +66,8 @@ generation: coarse to fine in wavelets, low to high frequency in Fourier, by var
             st.caption(preset["text"])
             params = state.query_params(preset["settings"])
             main = preset["page"]
-            for page in (main, *(p for p in ("schedule", "noising") if p != main)):
+            links = ("schedule", "noising", "sampling")
+            for page in (main, *(p for p in links if p != main)):
                 st.page_link(
                     state.PAGE_FILES[page],
                     label=PAGE_TITLES[page],
@@ -55,44 +75,20 @@ generation: coarse to fine in wavelets, low to high frequency in Fourier, by var
                     query_params=params,
                 )
     st.subheader("Pages")
-    st.page_link(
-        state.PAGE_FILES["basis"],
-        label="Basis & prior: basis functions, component variances, coefficients and prior samples",
-    )
-    st.page_link(
-        state.PAGE_FILES["schedule"],
-        label="Schedule designer: γ_i(t), log-SNR, generation order, stiffness, export",
-    )
-    st.page_link(
-        state.PAGE_FILES["noising"],
-        label="Forward noising: one image noised over "
-        "time, per component and per scale, with an A/B comparison",
-    )
+    for page, text in PAGE_TEXT.items():
+        st.page_link(state.PAGE_FILES[page], label=f"{PAGE_TITLES[page]}: {text}")
 
 
 st.set_page_config(page_title="rgdiff", layout="wide")
 pg = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
-        st.Page(
-            state.PAGE_FILES["basis"],
-            title=PAGE_TITLES["basis"],
-            icon=":material/grid_on:",
+        *(
+            st.Page(state.PAGE_FILES[page], title=title, icon=PAGE_ICONS[page])
+            for page, title in PAGE_TITLES.items()
         ),
-        st.Page(
-            state.PAGE_FILES["schedule"],
-            title=PAGE_TITLES["schedule"],
-            icon=":material/timeline:",
-        ),
-        st.Page(
-            state.PAGE_FILES["noising"],
-            title=PAGE_TITLES["noising"],
-            icon=":material/blur_on:",
-        ),
-        st.Page("pages/sampling.py", title="Sampling", icon=":material/auto_awesome:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-        st.Page("pages/conditioning.py", title="Conditioning", icon=":material/edit_square:"),
     ]
 )
 sidebar()
-pg.run()
+with through_app():
+    pg.run()

@@ -52,7 +52,6 @@ dens = [
     widgets.attempt(f"Denoiser {n}", sampling.denoiser, s.process, kind)
     for n, s in zip("AB", specs, strict=True)
 ]
-key = ("compare", *specs)
 if st.button(
     "Run A and B",
     type="primary",

@@ -70,6 +70,7 @@ with left:
         st.button(f"Use the {need[0]} basis", on_click=use_basis, args=(need[0],), key="use_basis")
         st.stop()
     held_out = widgets.attempt("Data", sampling.held_out, data)
+    widgets.clamp_state("cimg", 0, len(held_out) - 1)
     item = st.number_input(
         "Data item (held-out set)",
         0,
@@ -97,6 +98,8 @@ with left:
             + "; ".join(f"{k}: {v}" for k, v in MASKS.items()),
         )
         if preset == "rectangle":
+            widgets.clamp_state("hole_rows", 0, data.size)
+            widgets.clamp_state("hole_cols", 0, data.size)
             rows = st.slider(
                 "Hole rows", 0, data.size, (data.size // 4, 3 * data.size // 4), key="hole_rows"
             )
@@ -110,6 +113,7 @@ with left:
     elif task == "super_resolution":
         bas = widgets.attempt("Basis", cache.basis, data, spec.basis)
         options = cond.wavelet_resolutions(bas)
+        widgets.keep_option("res", tuple(options))
         res = st.select_slider(
             "Known resolution",
             options,
@@ -120,6 +124,7 @@ with left:
             "approximation and the coarsest detail levels).",
         )
     elif task == "low_pass":
+        widgets.clamp_state("k0", 0.0, data.size / 2 * 1.5)
         k0 = st.slider(
             "Known frequencies |k| ≤ k₀",
             0.0,
@@ -131,6 +136,8 @@ with left:
             help="Cycles per image; k₀ = 0 fixes only the mean.",
         )
     else:
+        widgets.clamp_state("extra", 1, cond.MAX_EXTRA_FACTOR * data.size)
+        widgets.clamp_state("stride", 1, data.size - 1)
         extra = st.slider(
             "Extra columns",
             1,

@@ -103,7 +103,12 @@ with right:
     m[0].metric("NFE", f"{sum(r.nfe for r in runs):,}", help="Denoiser evaluations.")
     m[1].metric("wall time", f"{sum(r.wall_s for r in runs):.2f} s")
     m[2].metric("steps/s", f"{sum(r.steps_done for r in runs) / sum(r.wall_s for r in runs):,.0f}")
-    m[3].metric("images/s", f"{sum(r.n for r in runs) / sum(r.wall_s for r in runs):,.1f}")
+    done = [r for r in runs if not r.cancelled]
+    m[3].metric(
+        "images/s",
+        f"{sum(r.n for r in done) / sum(r.wall_s for r in done):,.1f}" if done else "—",
+        help="Finished runs only.",
+    )
     m[4].metric("device", cache.device_label(data.device))
     if kind == "empirical":
         st.info(
@@ -118,16 +123,7 @@ with right:
         if len(traj) == 0:
             st.info("No step finished, so there is no trajectory to play back.")
             return
-        if st.session_state.get("frame", 0) >= len(traj):
-            st.session_state.pop("frame")
-        i = st.slider(
-            "Frame",
-            0,
-            len(traj) - 1,
-            len(traj) - 1,
-            key="frame",
-            help="Playback over the stored trajectory (no resampling).",
-        )
+        i = sampling.frame_slider(len(traj), "Playback over the stored trajectory (no resampling).")
         t = float(traj.t[i])
         st.image(
             sampling.frame_pair(traj, i, zoom=zoom),
@@ -143,16 +139,7 @@ with right:
         if n == 0:
             st.info("No step finished, so there is no trajectory to play back.")
             return
-        if st.session_state.get("frame", 0) >= n:
-            st.session_state.pop("frame")
-        i = st.slider(
-            "Frame",
-            0,
-            n - 1,
-            n - 1,
-            key="frame",
-            help="One frame index for every softness (the same time t).",
-        )
+        i = sampling.frame_slider(n, "One frame index for every softness (the same time t).")
         cols = st.columns(len(runs))
         for col, r in zip(cols, runs, strict=True):
             s = r.meta["softness"]

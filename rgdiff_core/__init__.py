@@ -16,7 +16,14 @@ from .denoisers import EmpiricalDenoiser, GaussianDenoiser
 from .metrics import nearest_neighbour_distance, rapsd, sliced_wasserstein
 from .priors import PRIORS, Prior, make_prior
 from .process import Process
-from .samplers import SAMPLERS, SamplingCancelled, nfe_count, sample, sample_latents
+from .samplers import (
+    SAMPLERS,
+    SamplingCancelled,
+    SamplingDiverged,
+    nfe_count,
+    sample,
+    sample_latents,
+)
 from .schedules import (
     ORDERS,
     SCHEDULES,
@@ -35,8 +42,8 @@ __all__ = [
     "BASES", "Basis", "make_basis", "DATASETS", "gaussian_field", "gaussian_field_covariance",
     "load_dataset", "EmpiricalDenoiser", "GaussianDenoiser", "nearest_neighbour_distance",
     "rapsd", "sliced_wasserstein", "PRIORS", "Prior", "make_prior", "Process", "SAMPLERS",
-    "SamplingCancelled", "nfe_count", "sample", "sample_latents", "ORDERS", "SCHEDULES",
-    "NoiseState", "Schedule", "cosine_schedule", "linear_schedule", "order_labels",
+    "SamplingCancelled", "SamplingDiverged", "nfe_count", "sample", "sample_latents", "ORDERS",
+    "SCHEDULES", "NoiseState", "Schedule", "cosine_schedule", "linear_schedule", "order_labels",
     "schedule_from_spec", "soft_conditioning_schedule", "stiffness", "vp_schedule",
 ]
 __version__ = "0.1.0"

@@ -73,15 +73,19 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
 
 def _check_field_args(size: int, exponent: float, mass: float, max_size: int = 128) -> None:
     _check_int("size", size, 4, max_size)
-    if not (isinstance(exponent, (int, float)) and math.isfinite(exponent) and exponent >= 0):
+    if not (_is_number(exponent) and math.isfinite(exponent) and exponent >= 0):
         raise ValueError(f"exponent must be a finite number >= 0, got {exponent!r}")
-    if not (isinstance(mass, (int, float)) and math.isfinite(mass) and mass > 0):
+    if not (_is_number(mass) and math.isfinite(mass) and mass > 0):
         raise ValueError(f"mass must be a finite number > 0, got {mass!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_scale(scale: float | None) -> float:
     scale = FIELD_STD if scale is None else scale
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+    if not (_is_number(scale) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a finite number > 0 (pixel std), got {scale!r}")
     return float(scale)
 
@@ -380,7 +384,9 @@ def _scaled_float(img: Image.Image) -> Image.Image:
     elif not (arr.size and arr.min() >= 0 and arr.max() <= 1):
         finite = arr[np.isfinite(arr)]
         lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-        arr = np.nan_to_num((arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5, nan=0.0)
+        with np.errstate(invalid="ignore"):  # NaN / Inf pixels are mapped below
+            arr = (arr - lo) / (hi - lo) if hi > lo else np.full_like(arr, 0.5)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
     return Image.fromarray(arr.clip(0, 1).astype(np.float32))  # mode F
 
 

@@ -35,6 +35,8 @@ def _as_sets(a: Tensor, b: Tensor, name_a: str, name_b: str) -> tuple[Tensor, Te
             )
         if x.shape[0] == 0 or x[0].numel() == 0:
             raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} must hold finite numbers")
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(
             f"{name_b} items must have the shape of {name_a} items "
@@ -74,6 +76,8 @@ def rapsd(x: Tensor) -> tuple[Tensor, Tensor]:
         )
     if x.numel() == 0 or x.shape[-1] < 2:
         raise ValueError(f"x must be non-empty with H >= 2, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x must hold finite numbers")
     spectrum = torch.fft.fft2(x.double(), norm="ortho")
     return radial_average(spectrum.abs() ** 2)
 
@@ -86,6 +90,8 @@ def rapsd_log_error(a: Tensor, b: Tensor) -> float:
                 f"{name} must be an image batch (B, C, H, W), got "
                 f"{getattr(x, 'shape', type(x).__name__)}"
             )
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} must hold finite numbers")
     if a.shape[-2:] != b.shape[-2:]:
         raise ValueError(
             f"b must have the image size of a {tuple(a.shape[-2:])}, got {tuple(b.shape[-2:])}"

@@ -79,7 +79,8 @@ def _data(basis, data=None, floor: float = 1e-4):
 
 
 def _power_law(basis, data=None, exponent: float = 2.0):
-    if not (isinstance(exponent, (int, float)) and 0 <= exponent <= 10):
+    if not (isinstance(exponent, (int, float)) and not isinstance(exponent, bool)
+            and 0 <= exponent <= 10):
         raise ValueError(f"exponent must be in [0, 10], got {exponent!r}")
     var = (1 + basis.scale().double().cpu()) ** (-float(exponent))
     mean = torch.zeros(basis.dim, dtype=torch.float64)
@@ -106,4 +107,6 @@ def make_prior(kind: str, basis, data: Tensor | None = None, **options) -> Prior
     """Build a prior of `kind` in {white, data, power_law, explicit} for `basis`."""
     if kind not in PRIORS:
         raise ValueError(f"kind must be one of {sorted(PRIORS)}, got {kind!r}")
+    if data is not None and not (isinstance(data, Tensor) and torch.isfinite(data).all()):
+        raise ValueError("data must be a tensor of finite numbers (N, C, H, W)")
     return PRIORS[kind](basis, data, **options)

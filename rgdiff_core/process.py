@@ -27,6 +27,21 @@ def apply_known(state: NoiseState, mask: Tensor | None) -> NoiseState:
     return NoiseState(gamma, dgamma)
 
 
+def _check_time(t) -> None:
+    """t must lie in [0, 1]. Checked for numbers and CPU tensors; a tensor on an accelerator is
+    not read back (that would synchronise every sampler step)."""
+    if isinstance(t, bool):
+        raise ValueError(f"t must be a time in [0, 1], got {t!r}")
+    if isinstance(t, (int, float)):
+        ok = 0.0 <= t <= 1.0
+    elif isinstance(t, Tensor) and t.device.type == "cpu" and t.numel() <= 1_000_000:
+        ok = bool(((t >= 0) & (t <= 1)).all()) if t.numel() else True
+    else:
+        return
+    if not ok:
+        raise ValueError(f"t must be a time in [0, 1] (0 = data, 1 = noise), got {t!r}")
+
+
 class Process(nn.Module):
     """The forward noising process in whitened components of a basis."""
 
@@ -67,6 +82,7 @@ class Process(nn.Module):
         """
         dtype = like.dtype if like is not None else torch.float32
         device = like.device if like is not None else self.device
+        _check_time(t)
         t = torch.as_tensor(t, dtype=dtype, device=device)
         if t.ndim > 1:
             raise ValueError(f"t must be a scalar or shape (B,), got shape {tuple(t.shape)}")

@@ -11,7 +11,8 @@ All three share one signature and call the denoiser once per stage with the full
 After the last step the output is the denoiser's estimate at t = 0. Known components
 (hard conditioning) are held at their values throughout (gamma = -inf, beta = 0).
 The callback receives keywords step, t, z, x0_hat after every step; raising
-`SamplingCancelled` from it stops the run.
+`SamplingCancelled` from it stops the run. A run that turns non-finite (too few steps for a
+stiff schedule) raises `SamplingDiverged` instead of returning NaN.
 """
 
 from __future__ import annotations
@@ -25,14 +26,21 @@ from torch import Tensor
 from .conversions import ode_drift, reverse_sde_drift
 from .schedules import NoiseState
 
-__all__ = ["sample", "sample_latents", "SAMPLERS", "SamplingCancelled", "nfe_count",
-           "MAX_STEPS"]
+__all__ = ["sample", "sample_latents", "SAMPLERS", "SamplingCancelled", "SamplingDiverged",
+           "nfe_count", "MAX_STEPS"]
 
 MAX_STEPS = 10_000
 
 
 class SamplingCancelled(RuntimeError):
     """Raised by a callback to stop sampling."""
+
+
+class SamplingDiverged(SamplingCancelled, ValueError):
+    """The integration turned non-finite: the step count is too small for the schedule's
+    stiffness (explicit samplers blow up when h * beta is large). A SamplingCancelled, so a
+    run that records its progress keeps what it had; a ValueError naming `steps`, so a caller
+    that validates its arguments shows it as a message."""
 
 
 def _ancestral_step(z, x0_hat, st_t: NoiseState, st_s: NoiseState, h, generator, **_):
@@ -111,14 +119,18 @@ def sample_latents(process, denoiser, n: int, steps: int, method: str = "ancestr
     """Whitened components (n, D) of n samples; see `sample`."""
     if method not in SAMPLERS:
         raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
-    if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps!r}")
-    if not isinstance(n, int) or n < 1:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     step_fn = SAMPLERS[method]
     known = _check_known(known, n, process.dim, process.device, dtype)
     mask = None if known is None else known[0]
     ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    # On an accelerator a finiteness check synchronises, so it runs every few steps there.
+    every = 1 if process.device.type == "cpu" else 8
     with torch.inference_mode():
         z = process.sample_terminal(n, generator=generator, dtype=dtype)
         if known is not None:
@@ -130,10 +142,24 @@ def sample_latents(process, denoiser, n: int, steps: int, method: str = "ancestr
             x0_hat = _denoise(denoiser, z, t, st_t, known)
             z = step_fn(z, x0_hat, st_t, st_s, t - s, generator, denoiser=denoiser, t_s=s,
                         known=known)
+            if ((k + 1) % every == 0 or k + 1 == steps) and not bool(torch.isfinite(z).all()):
+                raise _diverged(method, k, steps, s, st_t)
             if callback is not None:
                 callback(step=k, t=s, z=z, x0_hat=x0_hat)
         st_0 = process.noise_state(0.0, known=mask, like=z)
-        return _denoise(denoiser, z, 0.0, st_0, known)
+        out = _denoise(denoiser, z, 0.0, st_0, known)
+        if not bool(torch.isfinite(out).all()):
+            raise _diverged(method, steps - 1, steps, 0.0, st_0)
+        return out
+
+
+def _diverged(method: str, k: int, steps: int, t: float, state: NoiseState) -> SamplingDiverged:
+    h_beta = float(state.beta.max()) / steps
+    return SamplingDiverged(
+        f"steps: the {method} sampler diverged at step {k + 1} of {steps} (t = {t:.3f}, "
+        f"h·max β = {h_beta:.3g}); the schedule is too stiff for {steps} steps: use more "
+        f"steps (stiffness(schedule)['steps_needed']), a larger softness, or the ancestral "
+        f"sampler")
 
 
 def sample(process, denoiser, n: int, steps: int, method: str = "ancestral",

@@ -86,6 +86,11 @@ class NoiseState:
         return self.dgamma_dt == 0
 
 
+# Largest slope dgamma/dt a soft-conditioning schedule may have: far beyond any usable step
+# count (stiffness ~ slope steps), and small enough that gamma(t) and beta stay finite in float32.
+MAX_SLOPE = 1e7
+
+
 def _as_time(t: Tensor | float, like: Tensor | None = None) -> Tensor:
     if not isinstance(t, Tensor):
         t = torch.tensor(float(t), dtype=like.dtype if like is not None else torch.float32)
@@ -95,7 +100,8 @@ def _as_time(t: Tensor | float, like: Tensor | None = None) -> Tensor:
 
 
 def _check_finite(name: str, value: float, low: float = -math.inf, high: float = math.inf):
-    if not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
+            or not low <= value <= high):
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
 
 
@@ -160,14 +166,17 @@ class CosineSchedule(Schedule):
         self._b = math.atan(math.exp(gamma_max / 2))
 
     def _theta(self, t):
-        return self._a + _as_time(t) * (self._b - self._a)
+        # float64: near pi/2 a float32 angle loses gamma (gamma_max = 50 came out as 32.8)
+        return self._a + t.to(torch.float64) * (self._b - self._a)
 
     def gamma(self, t):
-        return 2 * torch.log(torch.tan(self._theta(t)))
+        t = _as_time(t)
+        return (2 * torch.log(torch.tan(self._theta(t)))).to(t.dtype)
 
     def dgamma_dt(self, t):
         # d/dtheta 2 log tan = 2 / (sin cos) = 4 / sin(2 theta)
-        return 4 * (self._b - self._a) / torch.sin(2 * self._theta(t))
+        t = _as_time(t)
+        return (4 * (self._b - self._a) / torch.sin(2 * self._theta(t))).to(t.dtype)
 
     def spec(self):
         return {"family": "cosine", "gamma_min": self.gamma_min, "gamma_max": self.gamma_max}
@@ -219,7 +228,8 @@ class SoftConditioningSchedule(Schedule):
         labels = torch.as_tensor(labels, dtype=torch.float64).flatten()
         if labels.numel() == 0 or not torch.isfinite(labels).all():
             raise ValueError("labels must be a non-empty tensor of finite numbers")
-        if not isinstance(softness, (int, float)) or not softness > 0:
+        if not isinstance(softness, (int, float)) or isinstance(softness, bool) \
+                or not softness > 0:
             raise ValueError(f"softness must be in (0, inf], got {softness!r}")
         _check_finite("gamma_denoise", gamma_denoise, -30, 30)
         _check_finite("gamma_noise", gamma_noise, -30, 30)
@@ -242,6 +252,13 @@ class SoftConditioningSchedule(Schedule):
         l_min, l_max = labels.min(), labels.max()
         self.gamma_start = gamma_denoise + log_v + (labels - l_max) * inv_s  # (D,) float64
         self.delta_gamma = float(gamma_noise - gamma_denoise + (l_max - l_min) * inv_s)
+        if not self.delta_gamma <= MAX_SLOPE:  # also catches inf and nan
+            span = float(l_max - l_min)
+            raise ValueError(
+                f"softness {softness!r} is too small for labels spanning {span:.3g}: the "
+                f"slope dgamma/dt would be {self.delta_gamma:.3g} (at most {MAX_SLOPE:.0e}, "
+                f"beyond which float32 noise states overflow); use softness >= "
+                f"{span / (MAX_SLOPE - (gamma_noise - gamma_denoise)):.3g}")
         self.lower = gamma_denoise + log_v
         self.upper = gamma_noise + log_v
 
@@ -351,8 +368,8 @@ def order_labels(order: str, basis, variances: Tensor | None = None,
             raise ValueError("variances (data variance per component) are needed for order "
                              "'variance'")
         lam = torch.as_tensor(variances, dtype=torch.float64).flatten()
-        if lam.numel() != d or not (lam > 0).all():
-            raise ValueError(f"variances must be {d} positive numbers")
+        if lam.numel() != d or not ((lam > 0) & torch.isfinite(lam)).all():
+            raise ValueError(f"variances must be {d} positive finite numbers")
         return -lam.log()
     if order == "custom":
         if labels is None:

@@ -172,6 +172,22 @@ def open_app_page(page: str | None, query: dict | None = None, sidebar: dict | N
     return at
 
 
+@pytest.fixture
+def navigation_mode(monkeypatch):
+    """Run every AppTest run through app.py's st.navigation, as a real server does after its
+    first session (AppTest resets Streamlit's legacy pages/ flag on every run, which makes
+    ui.sidebar.data_spec rerun the script, and a rerun drops button clicks)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def patched(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", patched)
+
+
 def app_errors(at) -> list[str]:
     """Exceptions shown by the app, with the tail of their stack traces."""
     return [f"{e.value}\n" + "\n".join(e.stack_trace[-6:]) for e in at.exception]

@@ -134,13 +134,18 @@ def test_sampling_scalar_sweep_is_refused_with_message():
     assert "soft-conditioning" in texts(at.error)
 
 
-def test_sampling_cancel_keeps_partial_trajectory():
-    at = open_page("sampling", {"steps": 1000, "batch": 16, "tlimit": 0.05})
+@pytest.mark.parametrize("batch", [16, 4096], ids=["many-frames", "one-frame"])
+def test_sampling_cancel_keeps_partial_trajectory(batch):
+    at = open_page("sampling", {"steps": 1000, "batch": batch, "tlimit": 0.05})
     click(at, "run_button")
     run = stored(at)[-1]
     assert run.cancelled and 0 < run.steps_done < 1000
     assert "Cancelled (time limit" in texts(at.warning)
-    assert len(run.trajectory) >= 1 and at.slider(key="frame") is not None
+    assert len(run.trajectory) >= 1
+    if len(run.trajectory) > 1:
+        assert at.slider(key="frame").max == len(run.trajectory) - 1
+    else:
+        assert "One frame was recorded." in texts(at.caption)
 
 
 def test_sampling_exports_decode_and_settings_reload_same_samples():
@@ -297,3 +302,50 @@ def test_sampling_with_a_trained_network():
     click(at, "run_button")
     run = stored(at)[-1]
     assert run.nfe == 11 and torch.isfinite(run.samples).all()
+
+
+def test_interrupt_keeps_partial_run():
+    """What Stop does in a real server (a script-control exception raised inside the
+    sampler callback), here raised directly: the partial run is stored, the interrupt goes
+    on, and the key is no longer marked running."""
+
+    def script():
+        import streamlit as st
+        from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+        from ui import sampling as s
+
+        st.write("ready")
+        if st.session_state.get("go"):
+
+            def run():
+                raise StopException()
+
+            s.guarded("k", run, lambda: "partial")
+        st.write("not reached" if st.session_state.get("go") else "idle")
+
+    at = AppTest.from_function(script)
+    at.run()
+    at.session_state["go"] = True
+    at.run()
+    assert not at.exception, app_errors(at)
+    assert at.session_state["_rgdiff_runs"]["k"] == "partial"
+    assert "k" not in at.session_state["_rgdiff_running"]
+    assert "not reached" not in texts(at.markdown)
+
+
+def test_stored_runs_are_bounded_in_bytes():
+    """A session keeps at most MAX_STORED runs and MAX_STORED_BYTES of them, newest first;
+    the newest run is kept even when it alone is larger."""
+    from collections import OrderedDict
+
+    big = sampling.MAX_STORED_BYTES // 3 + 1024  # bytes: three of these do not fit
+    store: OrderedDict = OrderedDict()
+    for i in range(5):
+        sampling.remember(i, [torch.zeros(big // 4)], store)
+    assert list(store) == [3, 4]
+    sampling.remember("huge", torch.zeros(sampling.MAX_STORED_BYTES // 8), store)  # half the bytes
+    assert list(store) == [4, "huge"]
+    assert sum(map(sampling.stored_bytes, store.values())) <= sampling.MAX_STORED_BYTES
+    sampling.remember("huger", torch.zeros(sampling.MAX_STORED_BYTES // 2), store)  # 2x
+    assert list(store) == ["huger"]

@@ -27,6 +27,8 @@ def wait_idle(page, timeout_ms: int = 90_000) -> None:
 
 
 def no_errors(page) -> None:
+    shown = page.locator('[data-testid="stException"]').all_inner_texts()
+    assert not shown, shown
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("Traceback").count() == 0
 
@@ -52,11 +54,12 @@ def test_sampling_run_playback_and_exports(streamlit_server, browser_page, artif
     charts.nth(2).locator(".main-svg").first.wait_for(state="attached")
     assert loaded_images(page) >= 2  # playback frame and the samples
     assert page.get_by_text("step 200 of 200").count() >= 1
-    # playback: click the middle of the Frame slider's track (no resampling)
-    track = page.locator('[data-testid="stSlider"]').filter(has_text="Frame")
-    box = track.locator('[role="slider"]').locator("xpath=..").bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.get_by_text(re.compile(r"step \d+ of 200: x_t at t = 0\.[45]")).wait_for(
+    # playback: the Frame slider half way back (PageDown = 10 %), with no resampling
+    thumb = page.get_by_role("slider", name="Frame")
+    thumb.focus()
+    for _ in range(5):
+        thumb.press("PageDown")
+    page.get_by_text(re.compile(r"step 1?\d{1,2} of 200: x_t")).wait_for(
         state="visible", timeout=30_000
     )
     wait_idle(page)
@@ -104,3 +107,19 @@ def test_compare_and_conditioning_pages(streamlit_server, browser_page, artifact
     assert loaded_images(page) >= 4  # input, known part, mean, samples
     page.mouse.move(0, 0)
     page.screenshot(path=str(artifacts_dir / "sampling-conditioning.png"), full_page=True)
+
+
+def test_stop_button_keeps_the_partial_run(streamlit_server, browser_page):
+    """Stop makes Streamlit interrupt the script; the partial trajectory is kept and shown."""
+    page = browser_page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{streamlit_server}/sampling?size=32&steps=1000&batch=64")
+    page.get_by_role("heading", name="Sampling").first.wait_for(state="visible")
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("live: x_t (top)").wait_for(state="visible", timeout=60_000)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Cancelled (stopped) after").wait_for(state="visible", timeout=30_000)
+    wait_idle(page)
+    no_errors(page)
+    assert page.get_by_role("heading", name="Trajectory").count() == 1

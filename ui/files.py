@@ -61,13 +61,15 @@ def parse_schedule_file(raw: bytes) -> LoadedSchedule:
             f"{MAX_BYTES / 1e6:.0f} MB"
         )
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8-sig"))  # -sig: a byte-order mark is fine
     except UnicodeDecodeError:
         raise ValueError("the file is not text (expected a JSON schedule file)") from None
     except json.JSONDecodeError as err:
         raise ValueError(
             f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
         ) from None
+    except RecursionError:  # json recurses once per nesting level
+        raise ValueError("the JSON is nested too deeply to be a schedule file") from None
     if not isinstance(doc, dict):
         raise ValueError("the JSON must be an object with 'settings' or 'schedule'")
     if "settings" in doc:

@@ -31,7 +31,7 @@ from rgdiff_core import viz
 from rgdiff_core.data import gaussian_field_covariance, load_dataset
 from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
 from rgdiff_core.samplers import SAMPLERS
-from ui import cache, state
+from ui import cache, state, widgets
 from ui.specs import DataSpec, ProcessSpec
 
 BIND: Any = "query-params"
@@ -39,6 +39,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <= 0.25 s
 RECORD = 16  # samples whose trajectory is recorded and shown
 MAX_STORED = 6  # finished runs kept per session
+MAX_STORED_BYTES = 64 * 1024**2  # and at most this much of them (the newest is always kept)
 STEPS_RANGE = (10, 1000)
 CPU_BUDGET = 2 * 1024**3  # bytes a run may use on the CPU
 FIELDS_EXPONENT, FIELDS_MASS = 3.0, 1.0  # the fields dataset's spectrum (data.py defaults)
@@ -49,9 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "cden": "gaussian_fit",  # conditioning (the empirical one returns one training item)
     "sampler": "ancestral", "steps": 100, "batch": 16, "mode": "single",
     "tlimit": 120.0, "sweep": list(SWEEP_DEFAULT),
-    # Conditioning page
-    "task": "inpainting", "mask": "centre_square", "cimg": 0, "res": 0, "k0": 2.0,
-    "extra": 8, "stride": 1, "cn": 8,
+    "k0": 2.0, "extra": 8, "cn": 8,  # Conditioning page
 }  # fmt: skip
 RUN_KEYS = ("den", "sampler", "steps", "batch", "mode", "sweep", "tlimit")
 SIDEBAR_KEYS = ("data", "size", "device", "seed")
@@ -110,8 +109,14 @@ def denoiser_label(kind: str) -> str:
 
 def denoiser_picker(data: DataSpec, key: str = "den") -> str:
     kinds = denoiser_kinds(data)
-    if st.session_state.get(key) not in kinds:
+    chosen = st.session_state.get(key)
+    if chosen not in kinds:
         st.session_state.pop(key, None)  # e.g. "true covariance" after leaving fields
+        if isinstance(chosen, str) and chosen.startswith("network:"):
+            st.warning(
+                f"The checkpoint **{chosen.removeprefix('network:')}** is no longer in "
+                "assets/models/ (removed or renamed), so the default denoiser is used."
+            )
     kind = st.selectbox(
         "Denoiser",
         kinds,
@@ -170,9 +175,10 @@ def apply_network_settings(kind: str) -> None:
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the denoiser…")
-def _denoiser(d: DataSpec, b, p, kind: str, _process):
+def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, _process):
     # Samplers always pass the noise state, so one denoiser serves every schedule of a
-    # (data, basis, prior): the cache key leaves the schedule out on purpose.
+    # (data, basis, prior): the cache key leaves the schedule out on purpose. `stamp` is a
+    # checkpoint file's (mtime, size), so a replaced file is loaded again.
     data = cache.dataset(d)
     if kind == "empirical":
         return EmpiricalDenoiser(_process, data.to(_process.device))
@@ -194,11 +200,27 @@ def _denoiser(d: DataSpec, b, p, kind: str, _process):
 
 def denoiser(spec: ProcessSpec, kind: str):
     """The denoiser on the spec's device; ValueError for an impossible choice."""
-    return _denoiser(spec.data, spec.basis, spec.prior, kind, process_for(spec, kind))
+    process = process_for(spec, kind)
+    return _denoiser(spec.data, spec.basis, spec.prior, kind, checkpoint_stamp(kind), process)
+
+
+def checkpoint_stamp(kind: str) -> tuple[int, int] | None:
+    """(mtime, size) of a network's checkpoint file (None for the exact denoisers);
+    ValueError when the file has gone."""
+    if not kind.startswith("network:"):
+        return None
+    name = kind.removeprefix("network:")
+    try:
+        info = (MODELS_DIR / name).stat()
+    except OSError:
+        raise ValueError(
+            f"the checkpoint {name} is no longer in assets/models/: pick another denoiser"
+        ) from None
+    return info.st_mtime_ns, info.st_size
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the network…")
-def _network_process(name: str, softness: float, clip: bool, device: str):
+def _network_process(name: str, stamp: tuple, softness: float, clip: bool, device: str):
     from rgdiff_core.denoisers.network import load_checkpoint, process_from_checkpoint
 
     ckpt = load_checkpoint(MODELS_DIR / name, map_location="cpu")
@@ -230,7 +252,7 @@ def process_for(spec: ProcessSpec, kind: str):
         raise ValueError(problem)
     s = spec.schedule
     name = kind.removeprefix("network:")
-    return _network_process(name, s.softness, s.clip, spec.data.device)
+    return _network_process(name, checkpoint_stamp(kind), s.softness, s.clip, spec.data.device)
 
 
 # ---------------------------------------------------------------- run controls and checks
@@ -315,8 +337,12 @@ def memory_budget(device: str) -> int:
 
 
 def check_batch(batch: int, data: DataSpec, kind: str, runs: int = 1) -> str | None:
-    """A message if the run would need more memory than the budget, naming the max batch."""
-    n_items = len(cache.dataset(data)) if kind == "empirical" else 0
+    """A message if the run would need more memory than the budget, naming the max batch,
+    or if its data is missing (the dataset "upload" with nothing uploaded)."""
+    try:
+        n_items = len(cache.dataset(data)) if kind == "empirical" else 0
+    except ValueError as err:
+        return f"Data: {err}"
     dim = int(np.prod(data.shape))
     budget = memory_budget(data.device) // max(1, runs)
     need = ex.run_memory_bytes(batch, dim, ex.MAX_FRAMES, RECORD, n_items)
@@ -414,25 +440,81 @@ def _store() -> OrderedDict:
     return st.session_state.setdefault("_rgdiff_runs", OrderedDict())
 
 
-def remember(key, value) -> None:
-    store = _store()
+def remember(key, value, store: OrderedDict | None = None) -> None:
+    """Keep a run under key. Pass `store` (taken before the run) when the script may be
+    being interrupted: then no Streamlit call is made, since each would raise again."""
+    store = _store() if store is None else store
     store[key] = value
     store.move_to_end(key)
-    while len(store) > MAX_STORED:
+    while len(store) > 1 and (
+        len(store) > MAX_STORED or sum(map(stored_bytes, store.values())) > MAX_STORED_BYTES
+    ):
         store.popitem(last=False)
 
 
-def recall(key):
+def stored_bytes(value: Any) -> int:
+    """Bytes held by the tensors and arrays of a stored result (a run, a list of runs, ...)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, list | tuple):
+        return sum(map(stored_bytes, value))
+    if isinstance(value, dict):
+        return sum(map(stored_bytes, value.values()))
+    if hasattr(value, "__dataclass_fields__"):
+        return sum(stored_bytes(getattr(value, f)) for f in value.__dataclass_fields__)
+    return 0
+
+
+def _running() -> set:
+    return st.session_state.setdefault("_rgdiff_running", set())
+
+
+def recall(key, wait_s: float = 3.0):
+    """The stored run for key. If a run for key is still being wound up by an interrupted
+    script thread (Streamlit may start the next run in a new thread before the old one has
+    stored its partial result), wait up to wait_s seconds for it."""
+    running, deadline = _running(), time.monotonic() + wait_s
+    while key in running and time.monotonic() < deadline:
+        time.sleep(0.05)
     return _store().get(key)
 
 
-def guarded(run_fn, partial_fn, on_partial):
-    """run_fn(); if a rerun or stop interrupts it, on_partial(partial_fn()) and re-raise."""
+def guarded(key, run_fn, partial_fn):
+    """result = run_fn(), stored under key. If a rerun or stop interrupts it, the partial
+    result partial_fn() is stored instead and the interrupt goes on; partial_fn must not
+    call Streamlit (the interrupt would fire again)."""
+    store, running = _store(), _running()
+    running.add(key)
     try:
-        return run_fn()
+        result = run_fn()
     except ScriptControlException:
-        on_partial(partial_fn())
+        remember(key, partial_fn(), store)
         raise
+    except (torch.OutOfMemoryError, MemoryError) as err:
+        widgets.free_memory()  # nothing of the run is kept
+        where = "GPU" if isinstance(err, torch.OutOfMemoryError) else "host"
+        raise RunOutOfMemory(where) from None
+    finally:
+        running.discard(key)
+    remember(key, result, store)
+    return result
+
+
+class RunOutOfMemory(Exception):
+    """A run stopped by running out of memory ("GPU" or "host"), after freeing the cache."""
+
+
+def out_of_memory_stop(err: RunOutOfMemory, live: LiveProgress, batch: int) -> None:
+    """Clear the progress, say what to change, and end the page's run."""
+    live.close()
+    st.error(
+        f"Out of {err} memory part way through the run, so nothing was kept. Try a batch "
+        f"of {max(1, batch // 2):,} (now {batch:,}), a smaller image size or fewer sweep "
+        "values, or the CPU; the next run starts from a clean memory state."
+    )
+    st.stop()
 
 
 def execute(
@@ -447,15 +529,24 @@ def execute(
     def partial():
         return rec.result(None, spec.method, spec.seed, cancelled=True, reason="stopped")
 
-    run = guarded(
-        lambda: ex.run_sampling(
-            process, den, spec.batch, spec.steps, spec.method, spec.seed, known=known, recorder=rec
-        ),
-        partial,
-        lambda r: remember(key, r),
-    )
+    try:
+        run = guarded(
+            key,
+            lambda: ex.run_sampling(
+                process,
+                den,
+                spec.batch,
+                spec.steps,
+                spec.method,
+                spec.seed,
+                known=known,
+                recorder=rec,
+            ),
+            partial,
+        )
+    except RunOutOfMemory as err:
+        out_of_memory_stop(err, live, spec.batch)
     live.close()
-    remember(key, run)
     return run
 
 
@@ -476,8 +567,8 @@ def execute_sweep(
     def partial():
         return state_.partial(spec.method, spec.seed)
 
-    runs = guarded(
-        lambda: ex.softness_sweep(
+    def sweep():
+        return ex.softness_sweep(
             factory,
             softnesses,
             spec.batch,
@@ -488,12 +579,13 @@ def execute_sweep(
             on_step=live,
             time_limit=time_limit,
             state=state_,
-        ),
-        partial,
-        lambda r: remember(key, r),
-    )
+        )
+
+    try:
+        runs = guarded(key, sweep, partial)
+    except RunOutOfMemory as err:
+        out_of_memory_stop(err, live, spec.batch)
     live.close()
-    remember(key, runs)
     return runs
 
 
@@ -506,6 +598,17 @@ def run_status(run: ex.SamplingRun) -> None:
 
 
 # ---------------------------------------------------------------- views and exports
+
+
+def frame_slider(n: int, help: str) -> int:
+    """Playback position over n >= 1 recorded frames (the last one first). Not part of the
+    page link: it indexes a stored run, not a setting."""
+    if n == 1:
+        st.caption("One frame was recorded.")
+        return 0
+    if st.session_state.get("frame", 0) >= n:
+        st.session_state.pop("frame")
+    return int(st.slider("Frame", 0, n - 1, n - 1, key="frame", help=help))
 
 
 def zoom_for(size: int, target: int = 96) -> int:
@@ -616,6 +719,8 @@ def parse_settings_file(raw: bytes) -> dict[str, Any]:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError("not a JSON text file") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     if (
         not isinstance(doc, dict)
         or doc.get("format") != "rgdiff-sampling"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import streamlit as st
 import torch
 
@@ -18,6 +22,17 @@ DATASET_HELP = {
 
 
 SPEC_KEY = "_rgdiff_data_spec"
+_RUN = threading.local()  # .via_app: this thread is running a page from app.py's pg.run()
+
+
+@contextmanager
+def through_app() -> Iterator[None]:
+    """app.py wraps pg.run() in this, so a page knows the shared sidebar was drawn this run."""
+    _RUN.via_app = True
+    try:
+        yield
+    finally:
+        _RUN.via_app = False
 
 
 def data_spec() -> DataSpec:
@@ -25,20 +40,24 @@ def data_spec() -> DataSpec:
 
     Until some session of a fresh server has called st.navigation, Streamlit treats the
     pages/ folder the legacy way and runs a requested page file on its own, without app.py
-    (no sidebar, no navigation; AppTest does this on every run). A page that finds itself run
-    that way turns the legacy mode off and reruns, so the run goes through app.py. Should that
-    internal flag ever be missing, the page draws the sidebar itself.
+    (no sidebar, no navigation; AppTest does this on every run). A page run that way turns
+    the legacy mode off and reruns, so the run goes through app.py. The test is whether this
+    run came through app.py, not Streamlit's class-wide legacy flag: when many sessions open
+    at once on a fresh server, another session may clear that flag while this run is already
+    a legacy one (it then showed the page with no sidebar and the URL's sidebar settings
+    ignored). Should the flag ever be missing, the page draws the sidebar itself.
     """
+    if getattr(_RUN, "via_app", False):
+        return st.session_state.get(SPEC_KEY) or DataSpec()
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # pragma: no cover - depends on Streamlit internals
         PagesManager = None  # noqa: N806
-    if PagesManager is not None and getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
     if PagesManager is None or not hasattr(PagesManager, "uses_pages_directory"):
         return sidebar()  # pragma: no cover
-    return st.session_state.get(SPEC_KEY) or DataSpec()
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+    raise AssertionError("unreachable")  # pragma: no cover - st.rerun raises
 
 
 def resolve_device(choice: str) -> tuple[str, str | None]:

@@ -206,6 +206,9 @@ PAGE_FILES = {
     "basis": "pages/basis_prior.py",
     "schedule": "pages/schedule_designer.py",
     "noising": "pages/forward_noising.py",
+    "sampling": "pages/sampling.py",
+    "compare": "pages/compare.py",
+    "conditioning": "pages/conditioning.py",
 }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import streamlit as st
+import torch
 
 from rgdiff_core import viz
 from ui import state
@@ -26,14 +27,52 @@ def attempt(
     what: str, fn: Callable[..., T], *args: Any, stop: bool = True, **kwargs: Any
 ) -> T | None:
     """fn(*args, **kwargs); a ValueError is shown as 'what: message' and stops the page (or
-    returns None with stop=False), so a bad combination of controls never shows a traceback."""
+    returns None with stop=False), so a bad combination of controls never shows a traceback.
+    Running out of memory (CUDA or host) is shown the same way, after freeing what the
+    allocator caches, so a smaller choice works right after."""
     try:
         return fn(*args, **kwargs)
     except ValueError as err:
         st.error(f"**{what}:** {err}")
-        if stop:
-            st.stop()
-        return None
+    except (torch.OutOfMemoryError, MemoryError) as err:
+        free_memory()
+        where = "GPU" if isinstance(err, torch.OutOfMemoryError) else "host"
+        st.error(
+            f"**{what}:** out of {where} memory ({str(err).splitlines()[0][:160]}). Nothing was "
+            "kept: choose a smaller image size or batch, or the CPU, and try again."
+        )
+    if stop:
+        st.stop()
+    return None
+
+
+def free_memory() -> None:
+    """Return cached GPU blocks to the driver after an out-of-memory error."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def clamp_state(key: str, lo: float, hi: float) -> None:
+    """Pull a stored control value (a number or a range pair) back into [lo, hi] before the
+    control is drawn: a range that follows the image size may have shrunk since it was set."""
+    value = st.session_state.get(key)
+    if isinstance(value, tuple | list):
+        clamped = tuple(min(max(v, lo), hi) for v in value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        clamped = min(max(value, lo), hi)
+    else:
+        return
+    if clamped != value:
+        st.session_state[key] = type(value)(clamped) if isinstance(value, list) else clamped
+
+
+def keep_option(key: str, options: tuple) -> None:
+    """Forget a stored choice that is no longer among the options (they follow the size)."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
 
 
 def _index(options: tuple, key: str) -> int:

@@ -44,10 +44,17 @@ class GaussianDenoiser(nn.Module):
         super().__init__()
         d = process.dim
         mean = torch.as_tensor(mean, dtype=torch.float64).flatten()
-        if mean.numel() != d:
-            raise ValueError(f"mean must have {d} entries, got {mean.numel()}")
+        if mean.numel() != d or not torch.isfinite(mean).all():
+            raise ValueError(f"mean must have {d} finite entries, got {mean.numel()} "
+                             f"({int((~torch.isfinite(mean)).sum())} not finite)")
+        cov = torch.as_tensor(cov)
+        if cov.shape == (d, d) and not torch.isfinite(cov).all():
+            raise ValueError("cov must hold finite numbers")
+        if isinstance(jitter, bool) or not (isinstance(jitter, (int, float))
+                                            and 0 <= jitter < 1):
+            raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
         basis = process.basis
-        cov_c = component_covariance(_cpu_copy(basis), torch.as_tensor(cov).cpu())
+        cov_c = component_covariance(_cpu_copy(basis), cov.cpu())
         mean_c = _cpu_copy(basis).encode(mean.reshape(1, *basis.shape))[0]
         s = process.prior.std.double().cpu()
         m = process.prior.mean.double().cpu()
@@ -78,6 +85,8 @@ class GaussianDenoiser(nn.Module):
                              f" got {tuple(data.shape)}")
         if process.dim > 4096:
             raise ValueError(f"a fitted Gaussian needs D <= 4096 components, got {process.dim}")
+        if data.shape[0] < 1 or not torch.isfinite(data).all():
+            raise ValueError("data must hold at least one item, all of it finite")
         flat = data.flatten(1).to(torch.float64).cpu()
         mean = flat.mean(0)
         centred = flat - mean
@@ -126,6 +135,10 @@ class EmpiricalDenoiser(nn.Module):
                              f" got {tuple(data.shape)}")
         if data.shape[0] < 1:
             raise ValueError("data must hold at least one item")
+        if not torch.isfinite(data).all():
+            raise ValueError("data must hold finite numbers")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
         with torch.no_grad():
             items = torch.cat([process.encode(data[i:i + batch].to(process.device))
                                for i in range(0, data.shape[0], batch)])
