@@ -83,7 +83,7 @@ format: venv-dev
 # Runs every script even after a failure, then fails if any did.
 bench: venv
 	@status=0; \
-	for f in bench/*.py; do \
+	for f in bench/bench_*.py; do \
 	  [ -e "$$f" ] || continue; \
 	  echo "== $$f"; \
 	  PYTHONPATH=. $(PY) "$$f" || { echo "FAILED: $$f" >&2; status=1; }; \

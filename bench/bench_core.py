@@ -11,14 +11,14 @@ the same run, so a busy machine moves both sides.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _timing import median_time, verdict  # noqa: E402
 
 from rgdiff_core.bases import make_basis  # noqa: E402
 from rgdiff_core.data import gaussian_field_covariance, load_dataset  # noqa: E402
@@ -32,33 +32,14 @@ SIZE = 32
 D = SIZE * SIZE
 
 
-def timeit(fn, repeats=7, warmup=2, device="cpu"):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "OVER BUDGET"
-
-
 def bench_roundtrip(device):
     print("\n== encode + add_noise + decode, 256 images 32x32 (budget <= 3x reference)")
     data = load_dataset("shapes", SIZE)[:256].to(device)
     gen = torch.Generator(device=device).manual_seed(0)
     mat = torch.randn(D, D, device=device) / D**0.5
     flat = data.flatten(1)
-    t_matmul = timeit(lambda: (flat @ mat) @ mat.T, device=device)
-    t_fft = timeit(lambda: torch.fft.irfft2(torch.fft.rfft2(data, norm="ortho"),
+    t_matmul = median_time(lambda: (flat @ mat) @ mat.T, device=device)
+    t_fft = median_time(lambda: torch.fft.irfft2(torch.fft.rfft2(data, norm="ortho"),
                                             s=(SIZE, SIZE), norm="ortho"), device=device)
     print(f"reference: matmul {t_matmul * 1e3:.2f} ms, rfft2 round trip {t_fft * 1e3:.2f} ms")
     for name, opts, ref in [("pixel", {}, t_matmul), ("pca", {"data": data.cpu()}, t_matmul),
@@ -74,7 +55,7 @@ def bench_roundtrip(device):
             z, _ = process.add_noise(process.encode(data), 0.5, generator=gen)
             return process.decode(z)
 
-        t = timeit(run, device=device)
+        t = median_time(run, device=device)
         label = name + ("/" + opts["wavelet"] if "wavelet" in opts else "")
         print(f"{label:12s} {t * 1e3:7.2f} ms  = {t / ref:5.2f}x reference  "
               f"{verdict(t / ref <= 3)}")
@@ -90,8 +71,8 @@ def bench_empirical(device):
     z = torch.randn(64, D, device=device)
     items = den.items
     flops = 2 * (2 * 64 * D * 2000)  # logits and the weighted sum: two (64 x 1024 x 2000)
-    t_mm = timeit(lambda: (z @ items.T) @ items, device=device)
-    t_den = timeit(lambda: den(z, 0.5), device=device)
+    t_mm = median_time(lambda: (z @ items.T) @ items, device=device)
+    t_den = median_time(lambda: den(z, 0.5), device=device)
     gf_mm, gf_den = flops / t_mm / 1e9, flops / t_den / 1e9
     print(f"matmul {gf_mm:.1f} GFLOP/s, denoiser {gf_den:.1f} GFLOP/s = "
           f"{100 * gf_den / gf_mm:.0f} %  {verdict(gf_den >= 0.5 * gf_mm)}")
@@ -110,7 +91,7 @@ def bench_sampling(device):
                  "empirical": EmpiricalDenoiser(process, data.to(device))}
     for name, den in denoisers.items():
         gen = torch.Generator(device=device).manual_seed(0)
-        t = timeit(lambda den=den, gen=gen: sample(process, den, 64, 100, generator=gen),
+        t = median_time(lambda den=den, gen=gen: sample(process, den, 64, 100, generator=gen),
                    repeats=5,
                    warmup=1, device=device)
         print(f"{name:10s} {t:.2f} s  {verdict(t <= 2)}")
@@ -121,7 +102,7 @@ def bench_sampling(device):
                                                               1.0, clip=True)).to(device)
     wden = GaussianDenoiser(wproc, torch.zeros(D), cov)
     gen = torch.Generator(device=device).manual_seed(0)
-    t = timeit(lambda: sample(wproc, wden, 64, 100, generator=gen), repeats=3, warmup=1,
+    t = median_time(lambda: sample(wproc, wden, 64, 100, generator=gen), repeats=3, warmup=1,
                device=device)
     print(f"{'gaussian (dense, wavelet)':10s} {t:.2f} s  (no budget: one Cholesky per step)")
 
@@ -142,7 +123,7 @@ def peer_work(device, batches=(64, 256), repeats=5):
     den = GaussianDenoiser(process, torch.zeros(D), cov)
     for batch in batches:
         gen = torch.Generator(device=device).manual_seed(0)
-        t = timeit(lambda batch=batch, gen=gen: sample(process, den, batch, 100,
+        t = median_time(lambda batch=batch, gen=gen: sample(process, den, batch, 100,
                                                        method="euler_maruyama", generator=gen),
                    repeats=repeats, warmup=1, device=device)
         x = sample(process, den, batch, 100, method="euler_maruyama", generator=gen)

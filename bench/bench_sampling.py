@@ -28,6 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 logging.getLogger("streamlit").setLevel(logging.ERROR)
 
+from _timing import median_time, verdict  # noqa: E402
+
 from rgdiff_core import experiments as ex  # noqa: E402
 from rgdiff_core import viz  # noqa: E402
 from rgdiff_core.bases import make_basis  # noqa: E402
@@ -53,24 +55,6 @@ def build(device: str):
     )
     process = Process(basis, prior, sched).to(device)
     return process, EmpiricalDenoiser(process, data.to(device))
-
-
-def median_time(fn, repeats: int, device: str) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "OVER BUDGET"
 
 
 def page_run(process, den, n: int, device: str):

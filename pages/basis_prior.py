@@ -81,16 +81,7 @@ with right:
 
 # ---------------------------------------------------------------- one image, its coefficients
 st.subheader("A data image and its coefficients")
-item = st.number_input(
-    "Data item",
-    0,
-    n_data - 1,
-    value=min(state.default("img"), n_data - 1),
-    step=1,
-    key="img",
-    bind="query-params",
-    help=f"Which training image to show (0..{n_data - 1}).",
-)
+item = widgets.item_input(n_data, "show")
 x = widgets.attempt("Image", cache.image, data, int(item))
 layout = viz.coefficient_layout(bas, bas.encode(x)[0])
 c1, c2 = st.columns([1, 2])

@@ -92,15 +92,7 @@ st.caption(
     "all with the same seed: the interactive version of the paper's "
     "FID-vs-softness figure."
 )
-sweep = st.multiselect(
-    "Softness values",
-    sampling.SOFT_TEXT,
-    default=list(sampling.SWEEP_DEFAULT),
-    key="sweep",
-    bind="query-params",
-    help="Diffusion (left) to autoregressive (right).",
-)
-softnesses = tuple(sorted((float(s) for s in sweep), reverse=True))
+softnesses = sampling.sweep_input()
 if a_spec.schedule.scalar:
     st.info(
         "The sweep varies the softness of the soft-conditioning schedule: pick family "

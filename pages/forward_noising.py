@@ -22,16 +22,7 @@ data = data_spec()
 c1, c2, c3 = st.columns([1, 2, 1])
 n_data = len(widgets.attempt("Data", cache.dataset, data))
 with c1:
-    item = st.number_input(
-        "Data item",
-        0,
-        n_data - 1,
-        value=min(state.default("img"), n_data - 1),
-        step=1,
-        key="img",
-        bind="query-params",
-        help=f"Which training image to noise (0..{n_data - 1}).",
-    )
+    item = widgets.item_input(n_data, "noise")
 with c2:
     own = st.file_uploader(
         "Or your own image",

@@ -40,20 +40,11 @@ with left:
             help="single: one run; sweep: the same noise seed at several softness values, "
             "side by side.",
         )
-        sweep = st.multiselect(
-            "Sweep softness values",
-            sampling.SOFT_TEXT,
-            default=list(sampling.SWEEP_DEFAULT),
-            key="sweep",
-            bind="query-params",
-            disabled=mode != "sweep",
-            help="Shown from diffusion (left) to autoregressive (right).",
-        )
+        softnesses = sampling.sweep_input("Sweep softness values", disabled=mode != "sweep")
         limit = sampling.time_limit_input()
 
 with right:
     problem = widgets.check_process(spec) or sampling.check_steps(steps)
-    softnesses = tuple(sorted((float(s) for s in sweep), reverse=True))
     if not problem and mode == "sweep":
         if spec.schedule.scalar:
             problem = (

@@ -188,6 +188,17 @@ def navigation_mode(monkeypatch):
     monkeypatch.setattr(PagesManager, "__init__", patched)
 
 
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    """An empty folder the app takes for assets/models/ (its checkpoints)."""
+    from ui import sampling
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setattr(sampling, "MODELS_DIR", folder)
+    return folder
+
+
 def app_errors(at) -> list[str]:
     """Exceptions shown by the app, with the tail of their stack traces."""
     return [f"{e.value}\n" + "\n".join(e.stack_trace[-6:]) for e in at.exception]

@@ -9,11 +9,12 @@ import shutil
 
 import pytest
 import torch
-from conftest import app_errors, open_app_page
 from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
-from test_uploads import _tiny_checkpoint
 
 from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
+from tests.browser import no_errors, wait_idle
+from tests.conftest import app_errors, open_app_page
+from tests.test_uploads import _tiny_checkpoint
 from ui import sampling
 
 SIDE = {"size": 16}
@@ -69,14 +70,6 @@ def test_run_stopped_part_way_keeps_the_partial_run_and_a_later_run_works(monkey
 
 
 # ---------------------------------------------------------------- checkpoints under the app
-
-
-@pytest.fixture
-def models_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    monkeypatch.setattr(sampling, "MODELS_DIR", folder)
-    return folder
 
 
 def test_checkpoint_removed_while_the_app_runs(models_dir, tmp_path):
@@ -176,18 +169,6 @@ VIEWPORT = {"width": 1400, "height": 2400}
 LONG_RUN = "size=32&steps=1000&batch=512&tlimit=120&basis=dct&order=scale"
 
 
-def wait_idle(page, timeout_ms: int = 120_000) -> None:
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
-    )
-    page.wait_for_timeout(300)
-
-
-def no_traceback(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.get_by_text("Traceback").count() == 0
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_stop_button_mid_run_then_run_again(streamlit_server, browser_page, artifacts_dir):
@@ -195,22 +176,22 @@ def test_stop_button_mid_run_then_run_again(streamlit_server, browser_page, arti
     page.set_viewport_size(VIEWPORT)
     page.goto(f"{streamlit_server}/sampling?{LONG_RUN}")
     page.get_by_role("heading", name="Sampling").first.wait_for(state="visible")
-    wait_idle(page)
+    wait_idle(page, 120_000)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("live: x_t (top)").wait_for(state="visible", timeout=60_000)
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Cancelled (stopped)").wait_for(state="visible", timeout=60_000)
-    wait_idle(page)
-    no_traceback(page)
+    wait_idle(page, 120_000)
+    no_errors(page)
     page.screenshot(path=str(artifacts_dir / "fault-stopped-run.png"))
     steps = page.locator('input[aria-label="Steps"]')
     steps.fill("20")
     steps.press("Enter")
-    wait_idle(page)
+    wait_idle(page, 120_000)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("step 20 of 20").first.wait_for(state="visible", timeout=60_000)
-    wait_idle(page)
-    no_traceback(page)
+    wait_idle(page, 120_000)
+    no_errors(page)
     assert page.get_by_text("Cancelled (stopped)").count() == 0
 
 
@@ -225,7 +206,7 @@ def test_browser_closed_mid_run_then_a_new_session_samples(streamlit_server, bro
     page = first.new_page()
     page.goto(f"{streamlit_server}/sampling?{LONG_RUN}")
     page.get_by_role("heading", name="Sampling").first.wait_for(state="visible")
-    wait_idle(page)
+    wait_idle(page, 120_000)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("live: x_t (top)").wait_for(state="visible")
     first.close()  # the browser goes away mid-run
@@ -238,11 +219,11 @@ def test_browser_closed_mid_run_then_a_new_session_samples(streamlit_server, bro
         start = time.perf_counter()
         page.goto(f"{streamlit_server}/sampling?size=16&steps=20&batch=4&seed=3")
         page.get_by_role("heading", name="Sampling").first.wait_for(state="visible")
-        wait_idle(page)
+        wait_idle(page, 120_000)
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_text("step 20 of 20").first.wait_for(state="visible")
-        wait_idle(page)
-        no_traceback(page)
+        wait_idle(page, 120_000)
+        no_errors(page)
         assert time.perf_counter() - start < 120
     finally:
         second.close()

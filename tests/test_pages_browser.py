@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser import wait_idle
 from ui import state
 
 pytestmark = pytest.mark.browser
@@ -18,15 +19,6 @@ PAGES = [
     ("schedule_designer", "Schedule designer", 4, 0),
     ("forward_noising?ab=true", "Forward noising", 6, 4),
 ]
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Until the script has finished (no 'running' status) and plotly has drawn."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=timeout_ms,
-    )
-    page.wait_for_timeout(500)
 
 
 def check_page(page, title: str, charts: int, images: int) -> None:

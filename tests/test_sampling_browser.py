@@ -12,31 +12,11 @@ import re
 import pytest
 from PIL import Image
 
+from tests.browser import loaded_images, no_errors, wait_idle
+
 pytestmark = pytest.mark.browser
 
 VIEWPORT = {"width": 1400, "height": 3000}  # the app scrolls inside; tall = whole page
-
-
-def wait_idle(page, timeout_ms: int = 90_000) -> None:
-    """Until the script run has finished (no 'running' status widget) and plotly has drawn."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=timeout_ms,
-    )
-    page.wait_for_timeout(500)
-
-
-def no_errors(page) -> None:
-    shown = page.locator('[data-testid="stException"]').all_inner_texts()
-    assert not shown, shown
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.get_by_text("Traceback").count() == 0
-
-
-def loaded_images(page) -> int:
-    return page.locator('[data-testid="stImage"] img').evaluate_all(
-        "els => els.filter(e => e.complete && e.naturalWidth > 0).length"
-    )
 
 
 def test_sampling_run_playback_and_exports(streamlit_server, browser_page, artifacts_dir):

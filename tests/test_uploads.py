@@ -489,16 +489,6 @@ def test_checkpoint_library(case, tmp_path):
     assert not target.exists(), "a pickle in the file was executed"
 
 
-@pytest.fixture
-def models_dir(tmp_path, monkeypatch):
-    from ui import sampling
-
-    folder = tmp_path / "models"
-    folder.mkdir()
-    monkeypatch.setattr(sampling, "MODELS_DIR", folder)
-    return folder
-
-
 @pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
 def test_checkpoint_on_the_sampling_page(case, models_dir, tmp_path):
     """The file is offered as a denoiser (it sits in the models folder); choosing it shows an

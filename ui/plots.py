@@ -249,9 +249,7 @@ def order_map_fig(
             x=frontier, y=first, mode="lines", name="SNR = 1", line={"color": "black", "width": 2}
         )
     )
-    fig.update_yaxes(
-        autorange="reversed", title="components sorted by label (first generated at top)"
-    )
+    fig.update_yaxes(autorange="reversed", title="component rank (first generated at top)")
     fig.update_xaxes(title="t (0 = data, 1 = noise)", range=[0, 1])
     return _layout(fig, "Generation order", height, legend={"orientation": "h", "y": -0.2})
 

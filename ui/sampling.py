@@ -303,6 +303,20 @@ def batch_input(key: str = "batch", label: str = "Batch (samples)") -> int:
     )
 
 
+def sweep_input(label: str = "Softness values", disabled: bool = False) -> tuple[float, ...]:
+    """The softness values of a sweep, from diffusion (large) to autoregressive (small)."""
+    chosen = st.multiselect(
+        label,
+        SOFT_TEXT,
+        default=list(SWEEP_DEFAULT),
+        key="sweep",
+        bind=BIND,
+        disabled=disabled,
+        help="Shown from diffusion (left) to autoregressive (right).",
+    )
+    return tuple(sorted((float(s) for s in chosen), reverse=True))
+
+
 def time_limit_input() -> float:
     return float(
         st.number_input(

@@ -75,6 +75,24 @@ def keep_option(key: str, options: tuple) -> None:
         del st.session_state[key]
 
 
+def item_input(n_items: int, what: str) -> int:
+    """The "Data item" number input (key img, 0..n_items-1, pulled into range first since
+    the dataset, and so its length, may have changed)."""
+    clamp_state("img", 0, n_items - 1)
+    return int(
+        st.number_input(
+            "Data item",
+            0,
+            n_items - 1,
+            value=min(state.default("img"), n_items - 1),
+            step=1,
+            key="img",
+            bind=BIND,
+            help=f"Which training image to {what} (0..{n_items - 1}).",
+        )
+    )
+
+
 def _index(options: tuple, key: str) -> int:
     return options.index(state.default(key))
 
