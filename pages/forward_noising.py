@@ -75,51 +75,39 @@ if not procs:
 
 
 # ---------------------------------------------------------------- the time slider and views
-@st.fragment
 def time_view() -> None:
-    c1, c2 = st.columns([5, 1])
-    with c1:
-        t = st.slider(
-            "t",
-            0.0,
-            1.0,
-            value=state.default("t"),
-            step=0.01,
-            key="t",
-            bind="query-params",
-            help="Diffusion time: 0 = data, 1 = noise.",
-        )
-    with c2:
-        play = st.toggle(
-            "▶ Play",
-            value=state.default("play"),
-            key="play",
-            bind="query-params",
-            help="Show the noising as a looping animation from t = 0 to 1.",
-        )
+    """The t slider and every view at t. While playing, each run of this fragment (every
+    state.PLAY_PERIOD_S) first moves t on by state.PLAY_STEP, wrapping from 1 back to 0."""
+    if play:
+        t_now = float(st.session_state.get("t", state.default("t")))
+        st.session_state["t"] = 0.0 if t_now >= 1.0 - 1e-9 else min(1.0, t_now + state.PLAY_STEP)
+    t = st.slider(
+        "t",
+        0.0,
+        1.0,
+        value=state.default("t"),
+        step=0.01,
+        key="t",
+        bind="query-params",
+        help="Diffusion time: 0 = data, 1 = noise.",
+    )
     cols = st.columns(len(procs))
     for col, (name, spec, proc, info) in zip(cols, procs, strict=True):
         with col:
-            at_time(name, spec, proc, info, float(t), play)
+            at_time(name, spec, proc, info, float(t))
 
 
-def at_time(name, spec, proc, info, t: float, play: bool) -> None:
+def at_time(name, spec, proc, info, t: float) -> None:
     view = viz.noised_view(proc, x0, t, data.seed, info.v)
     st.markdown(f"**{name}: {spec.label()}**")
     zoom = max(1, (192 if len(procs) > 1 else 320) // data.size)
     c1, c2 = st.columns(2)
     with c1:
-        if play:
-            st.image(
-                cache.noising_gif(spec, x0_key, x0, GIF_TIMES, zoom),
-                caption="t from 0 to 1 (looping)",
-            )
-        else:
-            st.image(
-                viz.upscale(viz.to_uint8(view.x_t[0]), zoom),
-                caption=f"x_t at t = {t:.2f}",
-                output_format="PNG",
-            )
+        st.image(
+            viz.upscale(viz.to_uint8(view.x_t[0]), zoom),
+            caption=f"x_t at t = {t:.2f}",
+            output_format="PNG",
+        )
     with c2:
         layout = viz.coefficient_layout(proc.basis, view.coefficients)
         fig = component_fig(layout, spec.basis.name, 220 if len(procs) > 1 else 300)
@@ -186,7 +174,15 @@ def component_fig(layout, basis_name: str, height: int):
     )
 
 
-time_view()
+play = st.toggle(
+    "▶ Play",
+    value=state.default("play"),
+    key="play",
+    bind="query-params",
+    help=f"Move t from 0 to 1 and round again, {state.PLAY_STEP:g} every "
+    f"{state.PLAY_PERIOD_S:g} s; every view follows. Switch off to stop at the current t.",
+)
+st.fragment(time_view, run_every=state.PLAY_PERIOD_S if play else None)()
 
 # ---------------------------------------------------------------- strips and downloads
 st.subheader("Strip: 8 times, one noise draw")

@@ -217,3 +217,22 @@ def test_url_round_trip(page):
         assert from_link.query_params.get(key) == text, (key, from_link.query_params)
     assert _view(from_link)[0] == _view(by_hand)[0]
     assert _view(from_link)[1] == _view(by_hand)[1]
+
+
+def test_play_moves_t_and_wraps_round():
+    """Play advances t by PLAY_STEP on each run of the time view (a timer runs it while
+    playing) and wraps from 1 back to 0; switched off, t stays where it is."""
+    step = state.PLAY_STEP
+    at = open_app_page("noising", {"t": 0.5, "play": True}, SMALL)
+    assert not at.exception, app_errors(at)
+    first = at.slider(key="t").value
+    assert first == pytest.approx(0.5 + step)  # the page's own run moved it once
+    at.run()
+    assert at.slider(key="t").value == pytest.approx(first + step)
+    at.slider(key="t").set_value(1.0).run()
+    assert at.slider(key="t").value == 0.0
+    at.toggle(key="play").set_value(False).run()
+    stopped = at.slider(key="t").value
+    at.run()
+    assert at.slider(key="t").value == stopped
+    assert not at.exception, app_errors(at)

@@ -5,6 +5,8 @@ reproduces the view in a fresh session."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.browser import wait_idle
@@ -92,3 +94,28 @@ def test_preset_link_and_url_round_trip(streamlit_server, browser_page, artifact
         assert fresh.get_by_text("soft-conditioning (scale, s = 0.05, clip)").count() >= 1
     finally:
         fresh.close()
+
+
+def test_play_animates_every_view(streamlit_server, browser_page):
+    """▶ Play on Forward noising moves t by itself (a fragment timer): the x_t caption and the
+    slider change without any click, and switching it off stops them."""
+    page = browser_page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{streamlit_server}/forward_noising?size=16&t=0.1&play=true")
+    page.get_by_role("heading", name="Forward noising").first.wait_for(state="visible")
+    caption = page.get_by_text(re.compile(r"^x_t at t = 0\.\d\d$")).first
+    caption.wait_for(state="visible", timeout=60_000)
+    seen = {caption.inner_text()}
+    for _ in range(40):  # a few timer periods
+        page.wait_for_timeout(250)
+        seen.add(caption.inner_text())
+        if len(seen) >= 3:
+            break
+    assert len(seen) >= 3, seen
+    page.get_by_text("▶ Play").click()
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    still = caption.inner_text()
+    page.wait_for_timeout(1500)
+    assert caption.inner_text() == still
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -202,6 +202,8 @@ def query_params(settings: dict[str, Any]) -> dict[str, str]:
 # URL paths are the file stems: before the first st.navigation call of a fresh server Streamlit
 # resolves a requested page against the pages/ folder, so any other path shows "Page not found".
 PAGE_URLS = {"basis": "basis_prior", "schedule": "schedule_designer", "noising": "forward_noising"}
+PLAY_STEP, PLAY_PERIOD_S = 0.02, 0.3  # Forward noising: t per frame, seconds per frame
+
 PAGE_FILES = {
     "basis": "pages/basis_prior.py",
     "schedule": "pages/schedule_designer.py",
