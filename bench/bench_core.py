@@ -107,11 +107,10 @@ def bench_sampling(device):
     print(f"{'gaussian (dense, wavelet)':10s} {t:.2f} s  (no budget: one Cholesky per step)")
 
 
-def peer_work(device, batches=(64, 256), repeats=5):
-    """32x32 Fourier, prior std sqrt(P), P = 1/(|k|^2 + 1), Gaussian data with spectrum
-    P^1.5 (normalised to pixel std 0.5), exact denoiser, soft conditioning by -log P at
-    softness 0.5, 100 Euler-Maruyama steps."""
-    print("\n== peer work: Fourier 32x32, EM 100 steps, softness 0.5 (goal: <= the JAX code)")
+def peer_setup(device):
+    """The peer work's process, exact denoiser and true coefficient variances lambda (D,):
+    32x32 Fourier, prior std sqrt(P), P = 1/(|k|^2 + 1), Gaussian data with spectrum P^1.5
+    (normalised to pixel std 0.5), soft conditioning by -log P at softness 0.5."""
     basis = make_basis("fourier", (1, SIZE, SIZE))
     k2 = (basis.frequencies().double() ** 2).sum(-1)
     power = 1.0 / (k2 + 1.0)
@@ -120,16 +119,40 @@ def peer_work(device, batches=(64, 256), repeats=5):
     lam = torch.diagonal(_component_cov(basis, cov))
     sched = soft_conditioning_schedule(-power.log(), 0.5, variances=lam / power)
     process = Process(basis, prior, sched).to(device)
-    den = GaussianDenoiser(process, torch.zeros(D), cov)
+    return process, GaussianDenoiser(process, torch.zeros(D), cov), lam
+
+
+def peer_work(device, batches=(64, 256), repeats=5):
+    """The peer work (peer_setup), 100 Euler-Maruyama steps, timed here and, when JAX is
+    installed, in bench/peer_jax.py on the same CPU threads."""
+    print("\n== peer work: Fourier 32x32, EM 100 steps, softness 0.5 (goal: <= the JAX code)")
+    process, den, lam = peer_setup(device)
+    ours = {}
     for batch in batches:
         gen = torch.Generator(device=device).manual_seed(0)
         t = median_time(lambda batch=batch, gen=gen: sample(process, den, batch, 100,
                                                        method="euler_maruyama", generator=gen),
                    repeats=repeats, warmup=1, device=device)
         x = sample(process, den, batch, 100, method="euler_maruyama", generator=gen)
-        ratio = (basis.encode(x.cpu().double()) ** 2).mean(0) / lam
-        print(f"batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
-              f"{ratio.mean():.3f} (mean over components; MC error ~{(2 / batch) ** 0.5 / 32:.3f})")
+        ratio = float(((process.basis.encode(x.cpu().double()) ** 2).mean(0) / lam).mean())
+        ours[batch] = t
+        print(f"torch batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
+              f"{ratio:.3f} (mean over components; MC error ~{(2 / batch) ** 0.5 / 32:.3f})")
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        print("JAX not installed: pip install -r requirements-bench.txt to get the comparison")
+        return
+    import peer_jax
+
+    peer = peer_jax.PeerJax(process.cpu(), lam)
+    peer_jax.check_against_torch(peer, process, den)
+    print(f"threads: torch {torch.get_num_threads()}, XLA CPU {peer_jax.xla_threads()} "
+          f"(jax {peer_jax.jax.__version__}, CPU, float32, steps in one jit)")
+    for batch, (t, ratio) in peer_jax.time_peer(peer, batches, repeats).items():
+        print(f"jax   batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
+              f"{ratio:.3f}; torch/jax time {ours[batch] / t:.2f} "
+              f"{verdict(ours[batch] <= t) if device == 'cpu' else '(torch not on the CPU)'}")
 
 
 def _component_cov(basis, cov):
