@@ -62,6 +62,8 @@ with right:
     process = widgets.attempt("Process", sampling.process_for, spec, kind)
     den = widgets.attempt("Denoiser", sampling.denoiser, spec, kind)
     stiff = sampling.stiffness_note(spec, steps, method)
+    if not kind.startswith("gaussian"):
+        sampling.terminal_note(spec, process)
     run_spec = sampling.RunSpec(spec, kind, method, steps, batch)
     key = ("sweep", run_spec, softnesses) if mode == "sweep" else ("single", run_spec)
 

@@ -349,3 +349,17 @@ def test_stored_runs_are_bounded_in_bytes():
     assert sum(map(sampling.stored_bytes, store.values())) <= sampling.MAX_STORED_BYTES
     sampling.remember("huger", torch.zeros(sampling.MAX_STORED_BYTES // 2), store)  # 2x
     assert list(store) == ["huger"]
+
+
+def test_sampling_says_when_signal_is_left_at_t1():
+    """γ̃_n = 3 leaves SNR e^-3 at t = 1, which the sampler's start ignores: the page says so
+    (for the non-Gaussian denoisers); γ̃_n = 10 leaves e^-10 and the note goes."""
+    def notes(at):
+        return [c.value for c in at.caption]
+
+    at = open_page("sampling", {"gn": 3.0})
+    assert any("keep an SNR of up to 0.05" in c for c in notes(at)), notes(at)
+    at = open_page("sampling", {"gn": 10.0})
+    assert not any("keep an SNR" in c for c in notes(at))
+    at = open_page("sampling", {"gn": 3.0, "den": "gaussian_fit"})
+    assert not any("keep an SNR" in c for c in notes(at))

@@ -39,6 +39,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <= 0.25 s
 RECORD = 16  # samples whose trajectory is recorded and shown
 MAX_STORED = 6  # finished runs kept per session
+TERMINAL_SNR_NOTE = 0.01  # signal left at t = 1 above which the Sampling page says so
 MAX_STORED_BYTES = 64 * 1024**2  # and at most this much of them (the newest is always kept)
 STEPS_RANGE = (10, 1000)
 CPU_BUDGET = 2 * 1024**3  # bytes a run may use on the CPU
@@ -396,6 +397,32 @@ def stiffness_note(spec: ProcessSpec, steps: int, method: str) -> dict:
             "steps or the softness."
         )
     return stiff
+
+
+def terminal_note(spec: ProcessSpec, process) -> None:
+    """Say when the data keep a visible signal at t = 1: the sampler starts from the prior as
+    if none were left, which biases non-Gaussian samples towards the simplest images."""
+    info = widgets.attempt(
+        "Schedule",
+        cache.schedule,
+        spec.data,
+        spec.basis,
+        spec.prior,
+        spec.schedule,
+        stop=False,
+    )
+    if info is None:
+        return
+    snr1 = ex.terminal_snr(process, info.v)
+    if snr1 <= TERMINAL_SNR_NOTE:
+        return
+    end = "γ̃_n (noised end)" if not spec.schedule.scalar else "the noised end of the schedule"
+    st.caption(
+        f"⚠ At t = 1 the data keep an SNR of up to {snr1:.2g}, but sampling starts from the "
+        "prior as if no signal were left: samples of non-Gaussian data lean towards the "
+        f"simplest images (too little power in their spectrum). Raise {end} to about 8-10 for "
+        "faithful samples; the exact Gaussian denoiser is not affected."
+    )
 
 
 # ---------------------------------------------------------------- live progress
