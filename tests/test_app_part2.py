@@ -299,6 +299,8 @@ def test_sampling_with_a_trained_network():
     assert "This network was trained for" in texts(at.error)
     click(at, "den_net_settings")
     assert not at.error
+    assert at.slider(key="gn").value == sampling.SAMPLING_GAMMA_NOISE  # not the trained 3
+    assert not any("keep an SNR" in c.value for c in at.caption)
     click(at, "run_button")
     run = stored(at)[-1]
     assert run.nfe == 11 and torch.isfinite(run.samples).all()

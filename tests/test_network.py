@@ -15,6 +15,7 @@ from rgdiff_core.denoisers.network import (
     NetworkDenoiser,
     load_checkpoint,
     load_network_denoiser,
+    process_from_checkpoint,
     save_checkpoint,
 )
 from rgdiff_core.priors import make_prior
@@ -172,6 +173,25 @@ def test_checkpoint_round_trip(tmp_path):
     # a plain dict of tensors and primitives: the safe loader reads it
     raw = torch.load(path, weights_only=True)
     assert raw["basis_spec"]["name"] == "dct" and raw["size"] == SIZE
+
+
+def test_process_from_checkpoint_takes_other_targets(tmp_path):
+    """The sampling schedule may use other γ̃ targets than the trained ones: the lowest label
+    reaches effective -log SNR = gamma_noise at t = 1, the highest gamma_denoise at t = 0."""
+    process, labels, var = build()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, randomised(process), **meta(labels, var))
+    ckpt = load_checkpoint(path)
+    v = torch.as_tensor(var, dtype=torch.float64)
+    for gd, gn in ((None, None), (-6.0, 10.0)):
+        p = process_from_checkpoint(ckpt, softness=0.5, gamma_denoise=gd, gamma_noise=gn)
+        want_gd = ckpt["gamma_denoise"] if gd is None else gd
+        want_gn = ckpt["gamma_noise"] if gn is None else gn
+        eff_1 = p.noise_state(1.0).gamma.double() - v.log()
+        eff_0 = p.noise_state(0.0).gamma.double() - v.log()
+        lo, hi = torch.as_tensor(labels).argmin(), torch.as_tensor(labels).argmax()
+        assert float(eff_1[lo]) == pytest.approx(want_gn, abs=1e-4)
+        assert float(eff_0[hi]) == pytest.approx(want_gd, abs=1e-4)
 
 
 def test_checkpoint_round_trip_pca(tmp_path):

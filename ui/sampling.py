@@ -32,13 +32,14 @@ from rgdiff_core.data import gaussian_field_covariance, load_dataset
 from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
 from rgdiff_core.samplers import SAMPLERS
 from ui import cache, state, widgets
-from ui.specs import DataSpec, ProcessSpec
+from ui.specs import DataSpec, ProcessSpec, ScheduleSpec
 
 BIND: Any = "query-params"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <= 0.25 s
 RECORD = 16  # samples whose trajectory is recorded and shown
 MAX_STORED = 6  # finished runs kept per session
+SAMPLING_GAMMA_NOISE = 10.0  # γ̃_n that "use the network's settings" sets (at least)
 TERMINAL_SNR_NOTE = 0.01  # signal left at t = 1 above which the Sampling page says so
 MAX_STORED_BYTES = 64 * 1024**2  # and at most this much of them (the newest is always kept)
 STEPS_RANGE = (10, 1000)
@@ -136,8 +137,10 @@ def denoiser_picker(data: DataSpec, key: str = "den") -> str:
             on_click=apply_network_settings,
             args=(kind,),
             key=f"{key}_net_settings",
-            help="Dataset, image size, basis, prior and schedule targets of the checkpoint; "
-            "the softness stays free (the network serves a range of softness values).",
+            help="Dataset, image size, basis, prior, order and γ̃_d of the checkpoint, with "
+            f"γ̃_n at least {SAMPLING_GAMMA_NOISE:g} (the network sees every component's γ, "
+            "so a noisier end works and leaves little signal at t = 1); the softness stays "
+            "free (the network serves a range of softness values).",
         )
     if not network_files():
         st.caption("No trained networks yet (assets/models/*.pt): they appear here once trained.")
@@ -173,6 +176,9 @@ def apply_network_settings(kind: str) -> None:
     """on_click: set the controls to the network's process (before any widget is drawn)."""
     for key, value in network_settings(kind).items():
         st.session_state[key] = value
+    # The network sees the per-component γ, so it serves a noisier end too: sample with
+    # little signal left at t = 1 (see terminal_note) rather than the trained γ̃_n.
+    st.session_state["gn"] = max(float(st.session_state.get("gn", 3.0)), SAMPLING_GAMMA_NOISE)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the denoiser…")
@@ -221,11 +227,18 @@ def checkpoint_stamp(kind: str) -> tuple[int, int] | None:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the network…")
-def _network_process(name: str, stamp: tuple, softness: float, clip: bool, device: str):
+def _network_process(name: str, stamp: tuple, schedule: ScheduleSpec, device: str):
     from rgdiff_core.denoisers.network import load_checkpoint, process_from_checkpoint
 
     ckpt = load_checkpoint(MODELS_DIR / name, map_location="cpu")
-    return process_from_checkpoint(ckpt, softness=softness, clip=clip, device=device)
+    return process_from_checkpoint(
+        ckpt,
+        softness=schedule.softness,
+        clip=schedule.clip,
+        device=device,
+        gamma_denoise=schedule.gamma_denoise,
+        gamma_noise=schedule.gamma_noise,
+    )
 
 
 def network_mismatch(spec: ProcessSpec, kind: str) -> str | None:
@@ -244,16 +257,15 @@ def network_mismatch(spec: ProcessSpec, kind: str) -> str | None:
 
 def process_for(spec: ProcessSpec, kind: str):
     """The process a run uses. For a trained network it is the checkpoint's own (basis,
-    prior, labels, data variances, γ̃ targets) at the chosen softness and clip, since the
+    prior, labels, data variances) at the chosen softness, clip and γ̃ targets, since the
     network was trained for exactly that prior; ValueError if the controls disagree."""
     if not kind.startswith("network:"):
         return cache.process(spec)
     problem = network_mismatch(spec, kind)
     if problem:
         raise ValueError(problem)
-    s = spec.schedule
     name = kind.removeprefix("network:")
-    return _network_process(name, checkpoint_stamp(kind), s.softness, s.clip, spec.data.device)
+    return _network_process(name, checkpoint_stamp(kind), spec.schedule, spec.data.device)
 
 
 # ---------------------------------------------------------------- run controls and checks

@@ -275,9 +275,14 @@ def _build_basis(ckpt: dict):
 
 
 def process_from_checkpoint(ckpt: dict, softness: float = 1.0, clip: bool | None = None,
-                            device: str | torch.device | None = None):
+                            device: str | torch.device | None = None,
+                            gamma_denoise: float | None = None,
+                            gamma_noise: float | None = None):
     """The Process a checkpoint was trained for: its basis and prior, and the soft-conditioning
-    schedule of its labels and data variances at `softness` (clip: default the trained one)."""
+    schedule of its labels and data variances at `softness`. clip, gamma_denoise and
+    gamma_noise default to the trained ones; the network sees the per-component γ, so other
+    targets work too (a larger gamma_noise leaves less signal at t = 1, where sampling starts
+    from the prior)."""
     from ..priors import Prior
     from ..process import Process
     from ..schedules import soft_conditioning_schedule
@@ -287,7 +292,9 @@ def process_from_checkpoint(ckpt: dict, softness: float = 1.0, clip: bool | None
         prior = Prior(ckpt["prior_mean"], ckpt["prior_std"], ckpt["prior_kind"],
                       ckpt.get("prior_options"))
         schedule = soft_conditioning_schedule(
-            ckpt["labels"], softness, ckpt["gamma_denoise"], ckpt["gamma_noise"],
+            ckpt["labels"], softness,
+            ckpt["gamma_denoise"] if gamma_denoise is None else gamma_denoise,
+            ckpt["gamma_noise"] if gamma_noise is None else gamma_noise,
             variances=ckpt["data_variances"], clip=ckpt["clip"] if clip is None else clip)
         process = Process(basis, prior, schedule)
     except (KeyError, TypeError, RuntimeError) as err:
