@@ -299,7 +299,8 @@ with right:
     st.plotly_chart(
         plots.image_fig(
             spread,
-            "spread: per-pixel std over samples (0 where known)",
+            "spread: per-pixel std over samples"
+            + (" (0 where known)" if task == "inpainting" else ""),
             colorscale=plots.SEQ,
             zmin=0,
             zmax=max(float(spread.max()), 1e-3),
