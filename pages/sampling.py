@@ -63,7 +63,7 @@ with right:
     den = widgets.attempt("Denoiser", sampling.denoiser, spec, kind)
     stiff = sampling.stiffness_note(spec, steps, method)
     if not kind.startswith("gaussian"):
-        sampling.terminal_note(spec, process)
+        sampling.terminal_note(spec, process, kind)
     run_spec = sampling.RunSpec(spec, kind, method, steps, batch)
     key = ("sweep", run_spec, softnesses) if mode == "sweep" else ("single", run_spec)
 

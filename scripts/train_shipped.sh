@@ -4,6 +4,7 @@
 #
 #   scripts/train_shipped.sh                                  # the shipped models (one GPU)
 #   STEPS_SCALE=0.01 scripts/train_shipped.sh                 # smoke run (models -> runs/, not assets/)
+#   GAMMA_NOISE=10 BASE_STEPS=20000 scripts/train_shipped.sh  # noisier end (less signal at t = 1)
 #   PYTHON=python3 RUNS_DIR=/tmp/r MODELS_DIR=/tmp/m scripts/train_shipped.sh
 #
 # Models (all 32x32, data prior, default UNetConfig: 1.79 M parameters with the gamma MLP,
@@ -36,7 +37,7 @@ EVERY=$(( STEPS < 500 ? STEPS : 500 ))
 mkdir -p "$RUNS" "$MODELS"
 
 common=(--size 32 --steps "$STEPS" --batch "$BATCH" --lr 3e-4 --log-every "$EVERY"
-        --ckpt-every 1000 --seed 0)
+        --ckpt-every 1000 --seed 0 --gamma-noise "${GAMMA_NOISE:-3}")
 run() {  # NAME, then the run's own arguments
   local name=$1; shift
   "$PYTHON" -m rgdiff_core.train "$@" "${common[@]}" --out "$RUNS/$name" \

@@ -299,8 +299,12 @@ def test_sampling_with_a_trained_network():
     assert "This network was trained for" in texts(at.error)
     click(at, "den_net_settings")
     assert not at.error
-    assert at.slider(key="gn").value == sampling.SAMPLING_GAMMA_NOISE  # not the trained 3
-    assert not any("keep an SNR" in c.value for c in at.caption)
+    trained = sampling.network_settings(f"network:{name}")
+    assert at.slider(key="gn").value == trained["gn"]
+    assert "outside what it has seen" not in texts(at.warning)
+    at.slider(key="gn").set_value(trained["gn"] + 5).run()
+    assert "outside what it has seen" in texts(at.warning)
+    at.slider(key="gn").set_value(trained["gn"]).run()
     click(at, "run_button")
     run = stored(at)[-1]
     assert run.nfe == 11 and torch.isfinite(run.samples).all()

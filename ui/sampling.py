@@ -39,7 +39,6 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <= 0.25 s
 RECORD = 16  # samples whose trajectory is recorded and shown
 MAX_STORED = 6  # finished runs kept per session
-SAMPLING_GAMMA_NOISE = 10.0  # γ̃_n that "use the network's settings" sets (at least)
 TERMINAL_SNR_NOTE = 0.01  # signal left at t = 1 above which the Sampling page says so
 MAX_STORED_BYTES = 64 * 1024**2  # and at most this much of them (the newest is always kept)
 STEPS_RANGE = (10, 1000)
@@ -137,10 +136,8 @@ def denoiser_picker(data: DataSpec, key: str = "den") -> str:
             on_click=apply_network_settings,
             args=(kind,),
             key=f"{key}_net_settings",
-            help="Dataset, image size, basis, prior, order and γ̃_d of the checkpoint, with "
-            f"γ̃_n at least {SAMPLING_GAMMA_NOISE:g} (the network sees every component's γ, "
-            "so a noisier end works and leaves little signal at t = 1); the softness stays "
-            "free (the network serves a range of softness values).",
+            help="Dataset, image size, basis, prior and schedule targets of the checkpoint; "
+            "the softness stays free (the network serves a range of softness values).",
         )
     if not network_files():
         st.caption("No trained networks yet (assets/models/*.pt): they appear here once trained.")
@@ -176,9 +173,6 @@ def apply_network_settings(kind: str) -> None:
     """on_click: set the controls to the network's process (before any widget is drawn)."""
     for key, value in network_settings(kind).items():
         st.session_state[key] = value
-    # The network sees the per-component γ, so it serves a noisier end too: sample with
-    # little signal left at t = 1 (see terminal_note) rather than the trained γ̃_n.
-    st.session_state["gn"] = max(float(st.session_state.get("gn", 3.0)), SAMPLING_GAMMA_NOISE)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the denoiser…")
@@ -411,9 +405,19 @@ def stiffness_note(spec: ProcessSpec, steps: int, method: str) -> dict:
     return stiff
 
 
-def terminal_note(spec: ProcessSpec, process) -> None:
+def terminal_note(spec: ProcessSpec, process, kind: str) -> None:
     """Say when the data keep a visible signal at t = 1: the sampler starts from the prior as
-    if none were left, which biases non-Gaussian samples towards the simplest images."""
+    if none were left, which biases non-Gaussian samples towards the simplest images. For a
+    network, also say when the γ̃ targets leave the range it was trained on."""
+    trained = network_settings(kind) if kind.startswith("network:") else {}
+    sch = spec.schedule
+    if trained and (sch.gamma_noise > trained["gn"] or sch.gamma_denoise < trained["gd"]):
+        st.warning(
+            f"This network was trained with γ̃_d = {trained['gd']:g} and γ̃_n = "
+            f"{trained['gn']:g}: noisier or cleaner ends than these are outside what it has "
+            "seen, and its samples degrade (badly at finite softness). Train one with "
+            "`--gamma-noise` for a noisier end."
+        )
     info = widgets.attempt(
         "Schedule",
         cache.schedule,
@@ -433,7 +437,8 @@ def terminal_note(spec: ProcessSpec, process) -> None:
         f"⚠ At t = 1 the data keep an SNR of up to {snr1:.2g}, but sampling starts from the "
         "prior as if no signal were left: samples of non-Gaussian data lean towards the "
         f"simplest images (too little power in their spectrum). Raise {end} to about 8-10 for "
-        "faithful samples; the exact Gaussian denoiser is not affected."
+        "faithful samples (a network: one trained with that γ̃_n); the exact Gaussian "
+        "denoiser is not affected."
     )
 
 
