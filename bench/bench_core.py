@@ -11,6 +11,7 @@ the same run, so a busy machine moves both sides.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -126,6 +127,11 @@ def peer_work(device, batches=(64, 256), repeats=5):
     """The peer work (peer_setup), 100 Euler-Maruyama steps, timed here and, when JAX is
     installed, in bench/peer_jax.py on the same CPU threads."""
     print("\n== peer work: Fourier 32x32, EM 100 steps, softness 0.5 (goal: <= the JAX code)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if device == "cpu" and torch.get_num_threads() != cores:
+        # XLA's CPU pool takes every core this process may use; torch gets the same number
+        print(f"torch threads {torch.get_num_threads()} -> {cores}, as XLA's CPU pool")
+        torch.set_num_threads(cores)
     process, den, lam = peer_setup(device)
     ours = {}
     for batch in batches:
@@ -145,8 +151,10 @@ def peer_work(device, batches=(64, 256), repeats=5):
         return
     import peer_jax
 
-    peer = peer_jax.PeerJax(process.cpu(), lam)
-    peer_jax.check_against_torch(peer, process, den)
+    if device != "cpu":
+        process, den, lam = peer_setup("cpu")
+    peer = peer_jax.PeerJax(process, lam)
+    peer_jax.check_against_torch(peer, process, den)  # same basis, denoiser and EM step
     print(f"threads: torch {torch.get_num_threads()}, XLA CPU {peer_jax.xla_threads()} "
           f"(jax {peer_jax.jax.__version__}, CPU, float32, steps in one jit)")
     for batch, (t, ratio) in peer_jax.time_peer(peer, batches, repeats).items():

@@ -8,7 +8,8 @@ Everything is in whitened components u = (c - m) / s of the real orthonormal Fou
 whose packing (gather indices and weights of view_as_real(rfft2)) is read off the torch basis:
 
     gamma_i(t) = gamma_start_i + t * delta_gamma              (soft conditioning, no clip)
-    x0_hat     = mu + v alpha / (alpha^2 v + sigma^2) (z - alpha mu)   (exact, Sigma = diag v)
+    x0_hat     = v alpha / (alpha^2 v + sigma^2) z      (exact posterior mean: Sigma = diag v,
+                                                      data mean 0)
     z_s        = z + h beta/2 z + h dgamma/dt (alpha x0_hat - z) + sqrt(h beta) eps
 
 with h = t - s, beta = sigma^2 dgamma/dt, frozen components (dgamma/dt = 0) held; after the
@@ -25,9 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 jax.config.update("jax_platforms", "cpu")
 
@@ -42,7 +43,8 @@ class PeerJax:
 
     def __init__(self, process, lam, steps: int = 100, jitter: float = 1e-6):
         basis, prior, sched = process.basis, process.prior, process.schedule
-        if sched.clip or basis.name != "fourier" or float(prior.mean.abs().max()) != 0:
+        if (getattr(sched, "name", "") != "soft" or sched.clip or basis.name != "fourier"
+                or float(prior.mean.abs().max()) != 0):
             raise ValueError("the JAX peer work is the unclipped Fourier, zero-mean case")
         f32 = np.float32
         _, self.h, self.w = basis.shape

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .conversions import ode_drift, reverse_sde_drift
+from .conversions import ode_drift
 from .schedules import NoiseState
 
 __all__ = ["sample", "sample_latents", "SAMPLERS", "SamplingCancelled", "SamplingDiverged",
@@ -54,14 +54,18 @@ def _ancestral_step(z, x0_hat, st_t: NoiseState, st_s: NoiseState, h, generator,
     mean = torch.exp(log_alpha_ratio + diff) * z + st_s.alpha * c * x0_hat
     noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
     z_s = mean + (c * st_s.sigma_sq).clamp_min(0).sqrt() * noise
-    return torch.where(moved, z_s, z)
+    return _hold(~moved, z, z_s)
 
 
 def _euler_maruyama_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, **_):
     noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-    beta = st_t.beta
-    z_s = z - h * reverse_sde_drift(z, x0_hat, st_t) + (h * beta).sqrt() * noise
-    return torch.where(st_t.frozen, z, z_s)
+    beta, dgamma_dt = st_t.beta, st_t.dgamma_dt
+    # z - h reverse_sde_drift(z, x0_hat) + sqrt(h beta) noise, its per-component coefficients
+    # gathered first (gamma's shape, not (B, D)) so the batch is swept three times, not ten
+    keep = 1 + h * (0.5 * beta - dgamma_dt)
+    pull = h * dgamma_dt * st_t.alpha
+    z_s = torch.addcmul(torch.addcmul(keep * z, pull, x0_hat), (h * beta).sqrt(), noise)
+    return _hold(st_t.frozen, z, z_s)
 
 
 def _heun_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, denoiser, t_s, known):
@@ -70,7 +74,16 @@ def _heun_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, denoiser, t_s, k
     x0_s = _denoise(denoiser, z_euler, t_s, st_s, known)
     d2 = ode_drift(z_euler, x0_s, st_s)
     z_s = z - h * 0.5 * (d1 + d2)
-    return torch.where(st_t.frozen & st_s.frozen, z, z_s)
+    return _hold(st_t.frozen & st_s.frozen, z, z_s)
+
+
+def _hold(still: Tensor, z: Tensor, z_s: Tensor) -> Tensor:
+    """z where `still` (frozen or known components keep their bits), else z_s. The broadcast
+    select costs as much as a step's arithmetic, so on the CPU it is skipped when nothing is
+    still; on an accelerator it always runs (asking would synchronise every step)."""
+    if z.device.type == "cpu" and not bool(still.any()):
+        return z_s
+    return torch.where(still, z, z_s)
 
 
 SAMPLERS: dict[str, Callable] = {
@@ -135,22 +148,36 @@ def sample_latents(process, denoiser, n: int, steps: int, method: str = "ancestr
         z = process.sample_terminal(n, generator=generator, dtype=dtype)
         if known is not None:
             z = torch.where(mask, known[1], z)
+        states = _grid_states(process, ts, mask, z)
+        st_s = next(states)
         for k in range(steps):
             t, s = float(ts[k]), float(ts[k + 1])
-            st_t = process.noise_state(t, known=mask, like=z)
-            st_s = process.noise_state(s, known=mask, like=z)
+            st_t, st_s = st_s, next(states)
             x0_hat = _denoise(denoiser, z, t, st_t, known)
             z = step_fn(z, x0_hat, st_t, st_s, t - s, generator, denoiser=denoiser, t_s=s,
                         known=known)
-            if ((k + 1) % every == 0 or k + 1 == steps) and not bool(torch.isfinite(z).all()):
+            if ((k + 1) % every == 0 or k + 1 == steps) and not _all_finite(z):
                 raise _diverged(method, k, steps, s, st_t)
             if callback is not None:
                 callback(step=k, t=s, z=z, x0_hat=x0_hat)
-        st_0 = process.noise_state(0.0, known=mask, like=z)
+        st_0 = st_s  # t = 0
         out = _denoise(denoiser, z, 0.0, st_0, known)
-        if not bool(torch.isfinite(out).all()):
+        if not _all_finite(out):
             raise _diverged(method, steps - 1, steps, 0.0, st_0)
         return out
+
+
+def _grid_states(process, ts: Tensor, mask, like: Tensor, chunk: int = 64):
+    """The NoiseState at each time of the grid, in order; the schedule is asked for `chunk`
+    times at once (one call costs about as much as a step's arithmetic at batch 64)."""
+    for i in range(0, len(ts), chunk):
+        state = process.noise_state(ts[i:i + chunk], known=mask, like=like)
+        yield from (NoiseState(g, d) for g, d in zip(state.gamma, state.dgamma_dt, strict=True))
+
+
+def _all_finite(z: Tensor) -> bool:
+    """isfinite(z).all() in one reduction: min and max carry any NaN and any inf."""
+    return bool(torch.isfinite(torch.stack(torch.aminmax(z))).all())
 
 
 def _diverged(method: str, k: int, steps: int, t: float, state: NoiseState) -> SamplingDiverged:

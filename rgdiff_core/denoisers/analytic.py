@@ -6,8 +6,11 @@ Gaussian data u ~ N(mu, Sigma) observed as z = alpha u + sigma eps (alpha, sigma
 
 written without dividing by alpha or sigma, so components that are pure noise (alpha -> 0)
 or known (sigma = 0, gamma = -inf; reproduced exactly) are both safe.
-Three routes: Sigma diagonal (elementwise; fixed at construction), gamma equal for every
-component (eigendecomposition of Sigma, two matmuls), and the general case (Cholesky, float64).
+Three routes: Sigma diagonal (elementwise: a per-component gain and offset in float64, applied
+to z in its own dtype; chosen once at construction when every off-diagonal entry is within
+1e-9 of the mean variance, e.g. a stationary field in the Fourier basis, and then no D x D
+matrix is kept), gamma equal for every component (eigendecomposition of Sigma, two matmuls),
+and the general case (Cholesky, float64).
 
 Empirical data {u_n}: p(n | z) ∝ exp(-1/2 sum_i (z_i - alpha_i u_ni)^2 / sigma_i^2), and
 E[u | z] = sum_n p(n | z) u_n: the optimal denoiser of the finite set, which reproduces its
@@ -38,9 +41,14 @@ def component_covariance(basis, cov: Tensor) -> Tensor:
 
 
 class GaussianDenoiser(nn.Module):
-    """Exact posterior mean for Gaussian data N(mean, cov) given in data space."""
+    """Exact posterior mean for Gaussian data N(mean, cov) given in data space.
 
-    def __init__(self, process, mean: Tensor, cov: Tensor, jitter: float = 1e-6):
+    dense=True keeps the matrix routes even when the whitened covariance is diagonal (a
+    reference for the elementwise route; same answer, slower).
+    """
+
+    def __init__(self, process, mean: Tensor, cov: Tensor, jitter: float = 1e-6,
+                 dense: bool = False):
         super().__init__()
         d = process.dim
         mean = torch.as_tensor(mean, dtype=torch.float64).flatten()
@@ -53,6 +61,8 @@ class GaussianDenoiser(nn.Module):
         if isinstance(jitter, bool) or not (isinstance(jitter, (int, float))
                                             and 0 <= jitter < 1):
             raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
+        if not isinstance(dense, bool):
+            raise ValueError(f"dense must be True or False, got {dense!r}")
         basis = process.basis
         cov_c = component_covariance(_cpu_copy(basis), cov.cpu())
         mean_c = _cpu_copy(basis).encode(mean.reshape(1, *basis.shape))[0]
@@ -65,12 +75,12 @@ class GaussianDenoiser(nn.Module):
         sigma_u = sigma_u + jitter * scale * torch.eye(d, dtype=torch.float64)
         self.process = process
         off = sigma_u - torch.diag(sigma_u.diagonal())
-        self.diagonal = bool(off.abs().max() <= 1e-9 * scale)
+        self.diagonal = not dense and bool(off.abs().max() <= 1e-9 * scale)
         dev = process.device
         self.register_buffer("mu", mu.to(dev))
         self.register_buffer("var", sigma_u.diagonal().clone().to(dev))
-        self.register_buffer("sigma_u", sigma_u.to(dev))
-        if not self.diagonal:
+        if not self.diagonal:  # the matrix routes; the elementwise one needs only var
+            self.register_buffer("sigma_u", sigma_u.to(dev))
             lam, vec = torch.linalg.eigh(sigma_u)
             self.register_buffer("eigval", lam.clamp_min(0).to(dev))
             self.register_buffer("eigvec", vec.to(dev))
@@ -103,13 +113,16 @@ class GaussianDenoiser(nn.Module):
         gamma = gamma.expand(gamma.shape[0], z.shape[-1])
         alpha_sq, sigma_sq = torch.sigmoid(-gamma), torch.sigmoid(gamma)
         alpha = alpha_sq.sqrt()
-        resid = z.to(torch.float64) - alpha * self.mu  # z - A mu
         if self.diagonal:
-            out = self.mu + self.var * alpha / (alpha_sq * self.var + sigma_sq) * resid
-        else:
-            out = torch.empty_like(resid)
-            for row, idx in _unique_rows(gamma):
-                out[idx] = self.mu + self._gain(resid[idx], alpha[row], sigma_sq[row])
+            # mu + g (z - alpha mu) = g z + mu (1 - g alpha), g = v alpha / (alpha^2 v + sigma^2):
+            # coefficients in float64 at gamma's shape, then one (B, D) pass in z's dtype
+            gain = self.var * alpha / (alpha_sq * self.var + sigma_sq)
+            offset = self.mu * (1 - gain * alpha)
+            return torch.addcmul(offset.to(z.dtype), gain.to(z.dtype), z)
+        resid = z.to(torch.float64) - alpha * self.mu  # z - A mu
+        out = torch.empty_like(resid)
+        for row, idx in _unique_rows(gamma):
+            out[idx] = self.mu + self._gain(resid[idx], alpha[row], sigma_sq[row])
         return out.to(z.dtype)
 
     def _gain(self, resid: Tensor, alpha: Tensor, sigma_sq: Tensor) -> Tensor:
