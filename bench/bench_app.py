@@ -13,6 +13,7 @@ upper bounds for the browser, where the time slider reruns only its fragment.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import sys
 import time
@@ -27,6 +28,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import rgdiff_core.data as core_data  # noqa: E402
 from ui import state  # noqa: E402
+
+logging.getLogger("streamlit").setLevel(logging.ERROR)  # AppTest runs have no server
 
 REPEATS = 10
 BUDGET_T_S = 0.3
@@ -95,7 +98,7 @@ def main() -> int:
         ("Forward noising: t change (32x32)", bench_time_slider(), BUDGET_T_S),
         ("Schedule designer: softness change", bench_softness(), BUDGET_SOFT_S),
     ]
-    for page in ("basis", "schedule", "noising"):
+    for page in state.PAGE_FILES:
         rows.append(
             (f"first load: {state.PAGE_FILES[page]}", bench_first_load(page), BUDGET_LOAD_S)
         )
