@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("output")
     g.add_argument("--out", required=True, help="run folder (checkpoint.pt; resumed if present)")
     g.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --out")
+    g.add_argument("--init-from", default=None,
+                   help="start a new run from this checkpoint's weights (fine-tuning, e.g. "
+                   "for other gamma targets); same dataset, size, basis, prior and network")
     g.add_argument("--export", default=None, help="write the final model to this .pt path")
     return p.parse_args(argv)
 
@@ -111,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convs
     try:
         result = train(config, args.out, resume=not args.no_resume, command=command,
-                       progress=lambda line: print(line, flush=True))
+                       progress=lambda line: print(line, flush=True), init_from=args.init_from)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except ValueError as err:  # e.g. --init-from a model of another process
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.export and result.checkpoint is not None:
         meta = export_checkpoint(result.checkpoint, args.export, command=command)
         print(f"exported {args.export} ({meta['file_mb']} MB, {meta['weights_dtype']}, "

@@ -343,6 +343,27 @@ class Trainer:
                                                                           self.world),
                         command=command, loss_history=self.loss_history, extra=extra)
 
+    def init_from(self, ckpt: dict) -> None:
+        """Start from another model's weights (a checkpoint or an exported model of the same
+        dataset, size, basis, prior and network shape): fine-tuning, e.g. for other γ̃
+        targets. Optimiser, step and history start afresh."""
+        cfg = self.config
+        theirs = {"dataset": ckpt.get("dataset"), "size": ckpt.get("size"),
+                  "basis": (ckpt.get("basis_spec") or {}).get("name"),
+                  "prior": ckpt.get("prior_kind")}
+        ours = {"dataset": cfg.dataset, "size": cfg.size, "basis": cfg.basis, "prior": cfg.prior}
+        differ = [f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours
+                  if theirs[k] != ours[k]]
+        if differ:
+            raise ValueError("init_from: the model was trained for another process ("
+                             + ", ".join(differ) + ")")
+        try:
+            self.model.load_state_dict(ckpt["state_dict"])
+        except (KeyError, RuntimeError) as err:
+            raise ValueError(f"init_from: the weights do not fit this network "
+                             f"({str(err).splitlines()[0][:200]})") from None
+        self.ema.load_state_dict(self.model.state_dict())
+
     def load(self, ckpt: dict) -> None:
         """Restore weights, EMA, optimiser, step, loss history and time from a checkpoint."""
         saved = ckpt.get("train")
@@ -377,8 +398,10 @@ def _dist_env() -> tuple[int, int]:
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = True,
-          progress=print, command: str | None = None) -> TrainResult:
+          progress=print, command: str | None = None,
+          init_from: str | os.PathLike | None = None) -> TrainResult:
     """Train (or resume, from out_dir/checkpoint.pt) to config.steps; see the module docstring.
+    init_from: a checkpoint whose weights a new run starts from (ignored when resuming).
 
     Raises TrainingDiverged on a non-finite loss; the last checkpoint written stays intact."""
     rank, world = _dist_env()
@@ -390,13 +413,14 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = True,
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if cuda else "gloo")
     try:
-        return _train(config, Path(out_dir), resume, progress, command, rank, world)
+        return _train(config, Path(out_dir), resume, progress, command, rank, world, init_from)
     finally:
         if own_group:
             dist.destroy_process_group()
 
 
-def _train(config, out_dir, resume, progress, command, rank, world) -> TrainResult:
+def _train(config, out_dir, resume, progress, command, rank, world, init_from=None
+           ) -> TrainResult:
     log = progress if (rank == 0 and progress is not None) else (lambda *_: None)
     command = shlex.join(sys.argv) if command is None else command
     trainer = Trainer(config, rank, world)
@@ -404,6 +428,9 @@ def _train(config, out_dir, resume, progress, command, rank, world) -> TrainResu
     if resume and path.is_file():
         trainer.load(load_checkpoint(path, map_location="cpu"))
         log(f"resumed from {path} at step {trainer.step}")
+    elif init_from is not None:
+        trainer.init_from(load_checkpoint(init_from, map_location="cpu"))
+        log(f"weights from {init_from}")
     cfg, dev = config, trainer.device
     log(f"training {parameter_count(trainer.model) / 1e6:.2f} M parameters on "
         f"{hardware_description(dev, world)}, amp {trainer.amp_dtype}, steps {trainer.step}"

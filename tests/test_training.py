@@ -74,6 +74,27 @@ def test_resume_continues_where_it_stopped(tmp_path):
         train(replace(TINY, basis="pixel"), tmp_path / "a", progress=None)
 
 
+def test_init_from_starts_at_the_given_weights(tmp_path):
+    """--init-from: a new run (here for another γ̃_n) starts from a model's weights; its first
+    loss is the trained model's level, not a fresh network's; another process is refused."""
+    base = train(TINY, tmp_path / "base", progress=None)
+    export_checkpoint(base.checkpoint, tmp_path / "base.pt")
+    tuned_cfg = replace(TINY, steps=1, gamma_noise=6.0, lr=1e-12, warmup=1, ema_decay=0.0)
+    lines = []
+    tuned = train(tuned_cfg, tmp_path / "tuned", progress=lines.append,
+                  init_from=tmp_path / "base.pt")
+    assert any("weights from" in line for line in lines)
+    # lr ~ 0: the raw weights are the exported (EMA) ones
+    assert all(torch.allclose(v, weights(base.denoiser.model)[k], atol=1e-6)
+               for k, v in weights(tuned.model).items())
+    fresh = train(tuned_cfg, tmp_path / "fresh", progress=None)
+    assert tuned.loss_history[0] < fresh.loss_history[0]
+    assert load_checkpoint(tuned.checkpoint)["gamma_noise"] == 6.0
+    with pytest.raises(ValueError, match="another process"):
+        train(replace(tuned_cfg, basis="pixel"), tmp_path / "other", progress=None,
+              init_from=tmp_path / "base.pt")
+
+
 def test_same_seed_same_weights_other_seed_differs(tmp_path):
     cfg = replace(TINY, steps=5)
     a = train(cfg, tmp_path / "a", progress=None)
