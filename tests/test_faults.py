@@ -183,6 +183,7 @@ def test_stop_button_mid_run_then_run_again(streamlit_server, browser_page, arti
     page.get_by_text("Cancelled (stopped)").wait_for(state="visible", timeout=60_000)
     wait_idle(page, 120_000)
     no_errors(page)
+    assert page.get_by_role("heading", name="Trajectory").count() == 1  # the partial run is kept
     page.screenshot(path=str(artifacts_dir / "fault-stopped-run.png"))
     steps = page.locator('input[aria-label="Steps"]')
     steps.fill("20")
