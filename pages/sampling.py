@@ -253,7 +253,9 @@ with right:
     }
     d3.download_button(
         "Settings as JSON",
-        sampling.settings_json(sampling.settings_snapshot(), run_info, process),
+        sampling.settings_json(
+            sampling.settings_snapshot(), run_info, process, widgets.labels_in_use()
+        ),
         file_name="rgdiff-sampling.json",
         mime="application/json",
         key="dl_json",

@@ -169,7 +169,7 @@ with right:
     # ------------------------------------------------------------ export
     settings = {k: st.session_state.get(k, state.default(k)) for k in state.PROCESS_KEYS}
     data_info = {"dataset": data.dataset, "size": data.size}
-    d1, d2 = st.columns(2)
+    d1, d2, d3 = st.columns(3)
     d1.download_button(
         "Schedule as JSON",
         files.schedule_json(settings, data_info, bas, pri, info.schedule),
@@ -191,5 +191,15 @@ with right:
         mime="text/csv",
         key="dl_csv",
         help=f"t and the plotted curves ({what}) as columns.",
+    )
+    label_what = f"{s.order} order" if info.labels is not None else "−log λ (variance order)"
+    d3.download_button(
+        "Labels as CSV",
+        files.labels_csv(labels, f"{label_what}, {b.label()}, {data.size}×{data.size}"),
+        file_name="rgdiff-labels.csv",
+        mime="text/csv",
+        key="dl_labels",
+        help="The label of every component in the basis's order (lower = generated first): "
+        "edit it and load it with order 'custom' to design your own generation order.",
     )
 st.caption(f"{spec.label()} · D = {bas.dim}")

@@ -40,6 +40,8 @@ N_T = 101  # time grid of the schedule curves
 # Uploaded image sets by content digest, filled by the sidebar before any cache reads them.
 _UPLOADS: OrderedDict[str, torch.Tensor] = OrderedDict()
 _MAX_UPLOAD_SETS = 8
+_LABELS: OrderedDict[str, np.ndarray] = OrderedDict()  # custom-order labels by digest
+_MAX_LABEL_SETS = 32
 
 
 # ---------------------------------------------------------------- data
@@ -61,6 +63,23 @@ def register_uploads(files: tuple[bytes, ...], size: int) -> str:
     while len(_UPLOADS) > _MAX_UPLOAD_SETS:
         _UPLOADS.popitem(last=False)
     return key
+
+
+def register_labels(labels: np.ndarray) -> str:
+    """Keep custom-order labels (D,) float64 and return the digest ScheduleSpec.labels keeps."""
+    arr = np.ascontiguousarray(labels, dtype=np.float64).reshape(-1)
+    key = hashlib.sha1(arr.tobytes()).hexdigest()[:16] + f"-{arr.size}"
+    arr.flags.writeable = False
+    _LABELS[key] = arr
+    _LABELS.move_to_end(key)
+    while len(_LABELS) > _MAX_LABEL_SETS:
+        _LABELS.popitem(last=False)
+    return key
+
+
+def custom_labels(key: str) -> np.ndarray | None:
+    """The registered labels under `key`, or None (never registered, or dropped)."""
+    return _LABELS.get(key) if key else None
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading data…")
@@ -140,7 +159,15 @@ def _build_schedule(s: ScheduleSpec, bas, lam: np.ndarray, v: np.ndarray) -> Sch
     if s.family == "vp":
         return vp_schedule(gamma_min=s.gamma_min)
     if s.family == "soft":
-        labels = order_labels(s.order, bas, variances=torch.from_numpy(lam))
+        custom = None
+        if s.order == "custom":
+            custom = custom_labels(s.labels)
+            if custom is None:
+                raise ValueError(
+                    "the custom labels are no longer loaded: load the labels file again"
+                )
+            custom = torch.from_numpy(custom.copy())
+        labels = order_labels(s.order, bas, variances=torch.from_numpy(lam), labels=custom)
         return soft_conditioning_schedule(
             labels,
             s.softness,

@@ -31,7 +31,7 @@ from rgdiff_core import viz
 from rgdiff_core.data import gaussian_field_covariance, load_dataset
 from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
 from rgdiff_core.samplers import SAMPLERS
-from ui import cache, state, widgets
+from ui import cache, files, state, widgets
 from ui.specs import DataSpec, ProcessSpec, ScheduleSpec
 
 BIND: Any = "query-params"
@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 RUN_KEYS = ("den", "sampler", "steps", "batch", "mode", "sweep", "tlimit")
 SIDEBAR_KEYS = ("data", "size", "device", "seed")
+LABELS_KEY = "_labels"  # parse_settings_file's entry for the custom order's labels
 DENOISER_LABELS = {
     "empirical": "exact empirical (training set; reproduces training items)",
     "gaussian_fit": "exact Gaussian fitted to the data (mean and covariance)",
@@ -713,9 +714,12 @@ def settings_snapshot(session=None) -> dict[str, str]:
     return out
 
 
-def settings_json(settings: dict, run_info: dict, process=None) -> str:
-    """The settings file: `settings` reload the controls; the rest is for the record."""
+def settings_json(settings: dict, run_info: dict, process=None, labels=None) -> str:
+    """The settings file: `settings` reload the controls, with `labels` (the custom order's,
+    written only when the settings use that order); the rest is for the record."""
     doc = {"format": "rgdiff-sampling", "version": 1, "settings": settings, "run": run_info}
+    if labels is not None and settings.get("order") == "custom":
+        doc["labels"] = [float(v) for v in labels]
     if process is not None:
         doc |= {"basis": process.basis.spec(), "prior": process.prior.spec()}
     return json.dumps(doc, indent=1, default=str)
@@ -798,6 +802,11 @@ def parse_settings_file(raw: bytes) -> dict[str, Any]:
                 out[key] = state.parse_setting(key, value)
         except (TypeError, ValueError) as err:
             raise ValueError(f"settings: {str(err) or key}") from None
+    if out.get("order") == "custom" and "labels" in doc:
+        try:
+            out[LABELS_KEY] = files.labels_array(doc["labels"])
+        except ValueError as err:
+            raise ValueError(f"labels: {err}") from None
     return out
 
 
@@ -810,6 +819,9 @@ def _apply_settings_file() -> None:
     except ValueError as err:
         st.session_state["_settings_msg"] = ("error", f"Could not load **{f.name}**: {err}")
         return
+    labels = values.pop(LABELS_KEY, None)
+    if labels is not None:
+        st.session_state[widgets.labels_slot("")] = (cache.register_labels(labels), f.name)
     for key, value in values.items():
         st.session_state[key] = value
     st.session_state["_settings_msg"] = (

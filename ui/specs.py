@@ -60,7 +60,8 @@ class PriorSpec:
 @dataclass(frozen=True)
 class ScheduleSpec:
     """family in linear / cosine / vp (scalar: gamma_min, gamma_max) or soft (order, softness,
-    gamma_denoise, gamma_noise, clip)."""
+    gamma_denoise, gamma_noise, clip). `labels` is the digest of the uploaded labels of the
+    custom order (ui/cache.register_labels); empty for every other order."""
 
     family: str = "soft"
     gamma_min: float = -10.0
@@ -70,6 +71,7 @@ class ScheduleSpec:
     gamma_denoise: float = -7.0
     gamma_noise: float = 3.0
     clip: bool = False
+    labels: str = ""
 
     @property
     def scalar(self) -> bool:

@@ -21,7 +21,7 @@ WAVELETS = ("haar", "db2", "db4", "sym4", "coif1")
 LEVELS = ("max", "1", "2", "3", "4", "5", "6")
 PRIORS = ("white", "data", "power_law")
 FAMILIES = ("linear", "cosine", "vp", "soft")
-ORDERS = ("variance", "scale", "row", "column", "raster", "scale_column")
+ORDERS = ("variance", "scale", "row", "column", "raster", "scale_column", "custom")
 # Softness on a log grid, left = diffusion (equal-SNR at infinity), right = autoregressive.
 SOFTNESS = (
     math.inf,

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -189,9 +190,10 @@ def softness_slider(prefix: str = "", label: str | None = None) -> float:
     )
 
 
-def schedule_picker(prefix: str = "", softness_slot: Any = None) -> ScheduleSpec:
+def schedule_picker(prefix: str = "", softness_slot: Any = None, dim: int = 0) -> ScheduleSpec:
     """Family and its parameters. The softness slider goes into `softness_slot` (a container)
-    when given, so a page can show it prominently elsewhere."""
+    when given, so a page can show it prominently elsewhere. `dim` (D) is what the custom
+    order's labels file must hold."""
     family = selectbox(
         "Schedule family",
         state.FAMILIES,
@@ -227,8 +229,10 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None) -> ScheduleSpec
         help="Which components are generated first (lowest label first). variance: largest "
         "data variance first; scale: coarse to fine (wavelet level, |k|, PCA rank); "
         "row / column / raster: pixel position (pixel and wavelet bases); scale_column: "
-        "wavelet level, then column (the paper's wavelet experiment).",
+        "wavelet level, then column (the paper's wavelet experiment); custom: your own "
+        "labels, one per component, from a file.",
     )
+    labels = custom_labels_input(prefix, dim) if order == "custom" else ""
     if softness_slot is not None:
         with softness_slot:
             softness = softness_slider(prefix)
@@ -262,6 +266,7 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None) -> ScheduleSpec
     )
     return ScheduleSpec(
         family="soft",
+        labels=labels,
         order=order,
         softness=float(softness),
         gamma_denoise=float(gd),
@@ -276,8 +281,57 @@ def process_picker(data: DataSpec, prefix: str = "", softness_slot: Any = None) 
     """Basis, prior and schedule controls -> ProcessSpec."""
     b = basis_picker(prefix, data.size)
     p = prior_picker(prefix)
-    s = schedule_picker(prefix, softness_slot)
+    s = schedule_picker(prefix, softness_slot, dim=math.prod(data.shape))
     return ProcessSpec(data=data, basis=b, prior=p, schedule=s)
+
+
+def labels_slot(prefix: str = "") -> str:
+    """Session-state key of the custom labels in use: (digest, source name). Not a widget
+    key, so the labels stay while the user moves between pages."""
+    return f"_{prefix}custom_labels"
+
+
+def labels_in_use(prefix: str = "") -> np.ndarray | None:
+    """The custom labels held for `prefix` (whatever the order now is), or None."""
+    from ui import cache
+
+    held = st.session_state.get(labels_slot(prefix))
+    return cache.custom_labels(held[0]) if held else None
+
+
+def custom_labels_input(prefix: str, dim: int) -> str:
+    """Uploader of the custom order's labels; returns their digest ("" if none are loaded).
+    A bad file shows st.error and keeps the labels loaded before."""
+    from ui import cache, files
+
+    f = st.file_uploader(
+        "Labels file (custom order)",
+        type=["csv", "txt", "json", "npy"],
+        key=prefix + "labels_file",
+        help=f"{dim} numbers, one per component in the basis's component order (for the "
+        "pixel basis: row by row); the lowest is generated first. Text (commas or spaces, "
+        "'#' comments), JSON (a list, or {\"labels\": [...]}) or NumPy .npy. 'Labels as "
+        "CSV' on Schedule designer writes the current order's labels as a starting point. "
+        "Not part of the page link.",
+    )
+    slot = labels_slot(prefix)
+    if f is not None and st.session_state.get(slot + "_file") != f.file_id:
+        try:
+            arr = files.parse_labels(f.getvalue(), f.name, dim)
+        except ValueError as err:
+            st.error(f"Could not use **{f.name}** as labels: {err}.")
+        else:
+            st.session_state[slot] = (cache.register_labels(arr), f.name)
+            st.session_state[slot + "_file"] = f.file_id
+    held = st.session_state.get(slot)
+    if not held or cache.custom_labels(held[0]) is None:
+        return ""
+    arr = cache.custom_labels(held[0])
+    st.caption(
+        f"Labels from **{held[1]}**: {arr.size} numbers, {np.unique(arr).size} distinct, "
+        f"from {arr.min():.3g} to {arr.max():.3g}."
+    )
+    return held[0]
 
 
 def grouping_picker(key: str = "groups") -> str:
@@ -335,6 +389,22 @@ def check_process(spec: ProcessSpec) -> str | None:
             f"{b.name} basis does not have: pick the pixel or wavelet basis, or order by "
             f"variance or scale."
         )
+    if s.family == "soft" and s.order == "custom":
+        from ui import cache
+
+        dim = math.prod(spec.data.shape)
+        labels = cache.custom_labels(s.labels)
+        if labels is None:
+            return (
+                f"Order 'custom' needs a labels file: load {dim} numbers (one per component) "
+                f"under Order, or pick another order."
+            )
+        if labels.size != dim:
+            return (
+                f"The custom labels hold {labels.size} numbers, but the basis has {dim} "
+                f"components (image size {spec.data.size}): load labels for this size or "
+                f"change the image size back."
+            )
     if s.family in ("linear", "cosine") and s.gamma_max <= s.gamma_min:
         return "γ at t = 1 must exceed γ at t = 0: raise one or lower the other."
     if s.family == "soft" and s.gamma_noise <= s.gamma_denoise:
@@ -370,6 +440,10 @@ def schedule_loader(prefix: str = ""):
     if st.session_state.get(tag) != f.file_id:
         for key, value in loaded.settings.items():
             st.session_state[prefix + key] = value
+        if loaded.labels is not None:  # the custom order's labels travel in the file
+            from ui import cache
+
+            st.session_state[labels_slot(prefix)] = (cache.register_labels(loaded.labels), f.name)
         st.session_state[tag] = f.file_id
         st.success(f"Controls set from **{f.name}**.")
     return None
