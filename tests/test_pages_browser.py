@@ -119,3 +119,30 @@ def test_play_animates_every_view(streamlit_server, browser_page):
     page.wait_for_timeout(1500)
     assert caption.inner_text() == still
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_custom_order_from_a_labels_file(streamlit_server, browser_page, artifacts_dir, tmp_path):
+    """Order 'custom' with a labels file chosen in the browser: centre-out generation of
+    pixels; the generation-order map and the curves are drawn, no error is left."""
+    import numpy as np
+
+    from ui import files
+
+    row, col = np.divmod(np.arange(16 * 16), 16)
+    path = tmp_path / "centre-out.csv"
+    path.write_text(files.labels_csv(np.hypot(row - 7.5, col - 7.5), "centre out"))
+    page = browser_page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(
+        f"{streamlit_server}/schedule_designer?size=16&basis=pixel&order=custom&soft=0.1&clip=true"
+    )
+    page.get_by_role("heading", name="Schedule designer").first.wait_for(state="visible")
+    page.get_by_text("needs a labels file").wait_for(state="visible", timeout=60_000)
+    wait_idle(page)
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Labels file")
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+    page.get_by_text("Labels from centre-out.csv").wait_for(state="visible", timeout=60_000)
+    check_page(page, "Schedule designer", 4, 0)
+    assert page.get_by_text("needs a labels file").count() == 0
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifacts_dir / "page-schedule_designer-custom.png"))

@@ -341,8 +341,8 @@ def grouping_picker(key: str = "groups") -> str:
         key,
         help="basis: the basis's own groups (wavelet sub-bands, |k| rings, PCA rank bins, "
         "pixel rows); order: the generation order, cut into up to 32 consecutive groups by "
-        "label; auto: order for row / column / raster orders (where the basis groups mix "
-        "early and late components), else basis.",
+        "label; auto: order for row / column / raster / custom orders (where the basis "
+        "groups mix early and late components), else basis.",
     )
 
 
@@ -354,6 +354,7 @@ def display_groups(bas, info, schedule: ScheduleSpec, how: str) -> tuple[list, s
             "column",
             "raster",
             "scale_column",
+            "custom",
         )
         how = "order" if spatial else "basis"
     if how == "order":
