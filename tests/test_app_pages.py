@@ -61,7 +61,11 @@ def test_preset_links_open_their_pages(preset):
 # Start states that reveal the conditional controls (scalar family, power-law prior, A/B).
 START_STATES = {
     "basis": [{}, {"prior": "power_law"}],
-    "schedule": [{}, {"family": "linear", "prior": "power_law", "indiv": True}],
+    "schedule": [
+        {},
+        {"family": "linear", "prior": "power_law", "indiv": True},
+        {"family": "vp"},
+    ],
     "noising": [{"ab": True}, {"family": "cosine", "b_family": "linear", "prior": "power_law"}],
 }
 
@@ -148,6 +152,8 @@ def test_every_control_at_its_extremes(page):
     expected = {"data", "size", "device", "seed", "basis", "wavelet", "levels", "prior", "exponent"}
     if page != "basis":
         expected |= {"family", "gmin", "gmax", "order", "soft", "gd", "gn", "clip"}
+    if page == "schedule":
+        expected |= {"bmin", "bmax"}
     assert expected <= done, sorted(expected - done)
 
 

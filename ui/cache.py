@@ -157,7 +157,7 @@ def _build_schedule(s: ScheduleSpec, bas, lam: np.ndarray, v: np.ndarray) -> Sch
     if s.family == "cosine":
         return cosine_schedule(s.gamma_min, s.gamma_max)
     if s.family == "vp":
-        return vp_schedule(gamma_min=s.gamma_min)
+        return vp_schedule(s.beta_min, s.beta_max, gamma_min=s.gamma_min)
     if s.family == "soft":
         custom = None
         if s.order == "custom":

@@ -59,13 +59,16 @@ class PriorSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """family in linear / cosine / vp (scalar: gamma_min, gamma_max) or soft (order, softness,
-    gamma_denoise, gamma_noise, clip). `labels` is the digest of the uploaded labels of the
-    custom order (ui/cache.register_labels); empty for every other order."""
+    """family in linear / cosine (scalar: gamma_min, gamma_max), vp (gamma_min, beta_min,
+    beta_max) or soft (order, softness, gamma_denoise, gamma_noise, clip). `labels` is the
+    digest of the uploaded labels of the custom order (ui/cache.register_labels); empty for
+    every other order."""
 
     family: str = "soft"
     gamma_min: float = -10.0
     gamma_max: float = 10.0
+    beta_min: float = 0.1
+    beta_max: float = 20.0
     order: str = "variance"
     softness: float = 1.0
     gamma_denoise: float = -7.0
@@ -82,6 +85,8 @@ class ScheduleSpec:
             s = "∞" if math.isinf(self.softness) else f"{self.softness:g}"
             clip = ", clip" if self.clip else ""
             return f"soft-conditioning ({self.order}, s = {s}{clip})"
+        if self.family == "vp":
+            return f"VP (β {self.beta_min:g} → {self.beta_max:g})"
         return f"{self.family} γ"
 
 

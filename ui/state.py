@@ -57,6 +57,8 @@ RANGES: dict[str, tuple[float, float, float]] = {
     "exponent": (0.0, 6.0, 0.5),
     "gmin": (-20.0, 0.0, 0.5),
     "gmax": (0.0, 20.0, 0.5),  # scalar schedules
+    "bmin": (0.0, 5.0, 0.05),
+    "bmax": (1.0, 50.0, 0.5),  # VP: beta(t) from bmin to bmax
     "gd": (-15.0, 0.0, 0.5),
     "gn": (0.0, 15.0, 0.5),  # soft-conditioning targets
 }
@@ -77,6 +79,8 @@ PROCESS_KEYS = (
     "family",
     "gmin",
     "gmax",
+    "bmin",
+    "bmax",
     "order",
     "soft",
     "gd",
@@ -102,6 +106,8 @@ PROCESS_DEFAULTS: dict[str, Any] = {
     "family": "soft",
     "gmin": -10.0,
     "gmax": 10.0,
+    "bmin": 0.1,
+    "bmax": 20.0,
     "order": "variance",
     "soft": 1.0,
     "gd": -7.0,

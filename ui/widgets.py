@@ -211,6 +211,7 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None, dim: int = 0) -
                 help="γ = −log SNR of the whitened components at t = 0 (data end).",
             )
         gmax = state.default(prefix + "gmax")
+        bmin, bmax = state.default(prefix + "bmin"), state.default(prefix + "bmax")
         if family != "vp":
             with c2:
                 gmax = _number_slider(
@@ -220,8 +221,30 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None, dim: int = 0) -
                 )
         else:
             with c2:
-                st.caption("VP: β from 0.1 to 20, so γ(1) ≈ 10.")
-        return ScheduleSpec(family=family, gamma_min=float(gmin), gamma_max=float(gmax))
+                bmin = _number_slider(
+                    "β_min",
+                    prefix + "bmin",
+                    help="VP noise rate β(t) at t = 0; β rises linearly to β_max at t = 1 "
+                    "(DDPM's continuous form: 0.1 → 20).",
+                )
+            bmax = _number_slider(
+                "β_max",
+                prefix + "bmax",
+                help="VP noise rate β(t) at t = 1; must exceed β_min. Larger: less signal "
+                "left at t = 1.",
+            )
+            if bmax > bmin:
+                from rgdiff_core.schedules import vp_schedule
+
+                g1 = float(vp_schedule(bmin, bmax, float(gmin)).gamma(1.0))
+                st.caption(f"VP: β from {bmin:g} to {bmax:g}, so γ(1) = {g1:.1f}.")
+        return ScheduleSpec(
+            family=family,
+            gamma_min=float(gmin),
+            gamma_max=float(gmax),
+            beta_min=float(bmin),
+            beta_max=float(bmax),
+        )
     order = selectbox(
         "Order",
         state.ORDERS,
@@ -406,6 +429,8 @@ def check_process(spec: ProcessSpec) -> str | None:
                 f"components (image size {spec.data.size}): load labels for this size or "
                 f"change the image size back."
             )
+    if s.family == "vp" and s.beta_max <= s.beta_min:
+        return "β_max must exceed β_min: raise β_max or lower β_min."
     if s.family in ("linear", "cosine") and s.gamma_max <= s.gamma_min:
         return "γ at t = 1 must exceed γ at t = 0: raise one or lower the other."
     if s.family == "soft" and s.gamma_noise <= s.gamma_denoise:
