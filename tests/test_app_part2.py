@@ -369,3 +369,14 @@ def test_sampling_says_when_signal_is_left_at_t1():
     assert not any("keep an SNR" in c for c in notes(at))
     at = open_page("sampling", {"gn": 3.0, "den": "gaussian_fit"})
     assert not any("keep an SNR" in c for c in notes(at))
+
+
+def test_the_signal_note_offers_a_faithful_gamma_noise():
+    """The note's button moves γ̃_n to 10 (into the URL-bound slider), and the note goes."""
+    at = open_page("sampling", {"gn": 3.0})
+    assert [b.label for b in at.button if b.key == "gn_fix"] == ["Set γ̃_n = 10"]
+    at.button(key="gn_fix").click().run()
+    assert not at.exception, app_errors(at)
+    assert at.slider(key="gn").value == 10.0
+    assert not any("keep an SNR" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "gn_fix"]

@@ -40,6 +40,7 @@ PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <
 RECORD = 16  # samples whose trajectory is recorded and shown
 MAX_STORED = 6  # finished runs kept per session
 TERMINAL_SNR_NOTE = 0.01  # signal left at t = 1 above which the Sampling page says so
+FAITHFUL_GN = 10.0  # the γ̃_n the page offers then (SNR <= e^-10 left at t = 1)
 MAX_STORED_BYTES = 64 * 1024**2  # and at most this much of them (the newest is always kept)
 STEPS_RANGE = (10, 1000)
 CPU_BUDGET = 2 * 1024**3  # bytes a run may use on the CPU
@@ -441,6 +442,18 @@ def terminal_note(spec: ProcessSpec, process, kind: str) -> None:
         "faithful samples (a network: one trained with that γ̃_n); the exact Gaussian "
         "denoiser is not affected."
     )
+    if not spec.schedule.scalar and (not trained or trained["gn"] >= FAITHFUL_GN):
+        st.button(
+            f"Set γ̃_n = {FAITHFUL_GN:g}",
+            key="gn_fix",
+            on_click=_set_gamma_noise,
+            help=f"Moves the γ̃_n (noised end) slider to {FAITHFUL_GN:g}: an SNR of "
+            f"e^-{FAITHFUL_GN:g} at most is left at t = 1.",
+        )
+
+
+def _set_gamma_noise() -> None:
+    st.session_state["gn"] = FAITHFUL_GN
 
 
 # ---------------------------------------------------------------- live progress
