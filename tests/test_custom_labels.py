@@ -220,3 +220,12 @@ def test_schedule_file_with_custom_settings_carries_its_labels():
     loaded = files.parse_schedule_file(text.encode())
     assert loaded.settings["order"] == "custom"
     np.testing.assert_array_equal(loaded.labels, CENTRE_OUT)
+
+
+def test_labels_too_spread_for_the_softness_say_what_to_change():
+    at = _custom_schedule_page(soft=0.01)
+    wide = np.linspace(0, 1e6, D)
+    _labels_uploader(at).set_value(("wide.csv", files.labels_csv(wide, "wide").encode(), ""))
+    at.run()
+    assert not at.exception, app_errors(at)
+    assert any("use softness >= 0.1" in e.value for e in at.error), [e.value for e in at.error]
