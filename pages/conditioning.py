@@ -20,7 +20,8 @@ MASKS = {
     "left_half": "left half known",
     "centre_square": "centre square missing",
     "random_50": "random 50 % known",
-    "rectangle": "draw a rectangular hole",
+    "rectangle": "a rectangular hole from two sliders",
+    "draw": "draw the hole on the image (box or lasso)",
     "upload": "upload a mask image (white = known)",
     "all": "everything known",
     "none": "nothing known",
@@ -33,6 +34,27 @@ st.caption(
     "depends on the basis."
 )
 data = data_spec()
+
+
+def drawn_hole(image, shape):
+    """The hole the user draws on the image with plotly's box or lasso selection -> known
+    pixels; stops the page with a hint until something is drawn."""
+    st.markdown(
+        "**Draw the hole**: drag a box over the image, or pick the lasso in the "
+        "chart's toolbar; double-click to start again."
+    )
+    event = st.plotly_chart(
+        plots.mask_draw_fig(image[0, 0].float().numpy()),
+        key="mask_draw",
+        on_select="rerun",
+        selection_mode=("box", "lasso"),
+        config={"displaylogo": False},
+    )
+    hole = list(event.selection.point_indices) if event else []
+    if not hole:
+        st.info("Select the pixels to generate: every pixel is known until you draw a hole.")
+        st.stop()
+    return widgets.attempt("Mask", cond.hole_from_pixels, shape, hole)
 
 
 def use_basis(name: str) -> None:
@@ -230,6 +252,8 @@ with right:
     if task == "inpainting":
         if preset == "rectangle":
             known_px = widgets.attempt("Mask", cond.rectangle_hole, shape, rows, cols)
+        elif preset == "draw":
+            known_px = drawn_hole(image, shape)
         elif preset == "upload":
             if mask_file is None:
                 st.info("Upload a mask image (white = known, black = to generate).")

@@ -31,6 +31,7 @@ __all__ = [
     "MASK_PRESETS",
     "inpainting_mask",
     "rectangle_hole",
+    "hole_from_pixels",
     "mask_from_image",
     "pixel_condition",
     "wavelet_resolutions",
@@ -87,6 +88,24 @@ def rectangle_hole(shape, rows: tuple[int, int], cols: tuple[int, int]) -> Tenso
     mask = torch.ones(c, h, w, dtype=torch.bool)
     mask[:, r0:r1, c0:c1] = False
     return mask
+
+
+def hole_from_pixels(shape, pixels) -> Tensor:
+    """Known everywhere except the listed pixels (flat indices row * W + col, every channel):
+    the hole a user drew. Repeated indices are fine; ValueError for one outside 0..H*W-1."""
+    c, h, w = _check_shape(shape)
+    idx = torch.as_tensor(list(pixels) if not isinstance(pixels, Tensor) else pixels)
+    if idx.numel() and (idx.is_floating_point() or idx.dtype == torch.bool):
+        raise ValueError(f"pixels must be integer indices in 0..{h * w - 1}, got {idx.dtype}")
+    idx = idx.long().reshape(-1)
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= h * w):
+        raise ValueError(
+            f"pixels must be indices in 0..{h * w - 1} (row * {w} + col), got "
+            f"{int(idx.min())}..{int(idx.max())}"
+        )
+    mask = torch.ones(c, h * w, dtype=torch.bool)
+    mask[:, idx] = False
+    return mask.reshape(c, h, w)
 
 
 def mask_from_image(image: Tensor, shape) -> Tensor:

@@ -254,6 +254,16 @@ def test_conditioning_tasks(query):
     assert any("spread" in c.proto.spec for c in at.get("plotly_chart"))
 
 
+def test_conditioning_drawn_hole_waits_for_a_drawing():
+    """Mask 'draw' shows the image to draw on and says what to do; nothing runs until a hole
+    is drawn (the drawing itself is a browser test: AppTest cannot drag on a chart)."""
+    at = open_page("conditioning", {"task": "inpainting", "basis": "pixel", "mask": "draw"})
+    assert not at.exception, app_errors(at)
+    assert "every pixel is known until you draw a hole" in texts(at.info)
+    assert [c for c in at.get("plotly_chart") if '"dragmode":"select"' in c.proto.spec]
+    assert not [b for b in at.button if b.key == "run_cond"]
+
+
 def test_conditioning_extension():
     at = open_page(
         "conditioning",

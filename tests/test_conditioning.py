@@ -65,6 +65,33 @@ def test_rectangle_and_image_masks():
         cond.mask_from_image(torch.zeros(4, 4), SHAPE)
 
 
+def test_hole_from_drawn_pixels():
+    w = SHAPE[2]
+    drawn = [2 * w + 3, 2 * w + 4, 5 * w + 0, 2 * w + 3]  # a repeat is fine
+    mask = cond.hole_from_pixels((2, SHAPE[1], w), drawn)
+    assert mask.shape == (2, SHAPE[1], w) and int((~mask).sum()) == 2 * 3
+    assert not mask[:, 2, 3].any() and not mask[:, 5, 0].any() and mask[:, 2, 5].all()
+    assert cond.hole_from_pixels(SHAPE, []).all()  # nothing drawn: everything known
+    assert not cond.hole_from_pixels(SHAPE, torch.arange(SIZE * SIZE)).any()
+    with pytest.raises(ValueError, match=r"pixels must be indices in 0\.\.63"):
+        cond.hole_from_pixels(SHAPE, [64])
+    with pytest.raises(ValueError, match="pixels must be integer"):
+        cond.hole_from_pixels(SHAPE, [1.5])
+
+
+def test_mask_drawing_figure_has_one_point_per_pixel_in_index_order():
+    from ui import plots
+
+    img = torch.linspace(-1, 1, SIZE * SIZE).reshape(SIZE, SIZE).numpy()
+    fig = plots.mask_draw_fig(img)
+    (trace,) = fig.data
+    # point i sits at (row, col) = divmod(i, W): the selection's point indices are pixels
+    assert list(trace.y[:3]) == [0, 0, 0] and list(trace.x[:3]) == [0, 1, 2]
+    assert trace.y[SIZE + 2] == 1 and trace.x[SIZE + 2] == 2 and len(trace.x) == SIZE * SIZE
+    assert list(trace.marker.color) == list(img.reshape(-1))
+    assert fig.layout.dragmode == "select" and fig.layout.yaxis.range[0] > 0  # row 0 on top
+
+
 # ---------------------------------------------------------------- the three conditions
 
 

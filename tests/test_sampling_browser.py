@@ -88,3 +88,40 @@ def test_compare_and_conditioning_pages(streamlit_server, browser_page, artifact
     assert loaded_images(page) >= 4  # input, known part, mean, samples
     page.mouse.move(0, 0)
     page.screenshot(path=str(artifacts_dir / "sampling-conditioning.png"), full_page=True)
+
+
+def test_conditioning_hole_drawn_with_the_mouse(streamlit_server, browser_page, artifacts_dir):
+    """Inpainting with a hole drawn on the image: a box dragged over the middle of the chart
+    selects those pixels, the known-part image shows them as the hole, and a run fills it."""
+    page = browser_page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(
+        f"{streamlit_server}/conditioning?size=16&task=inpainting&mask=draw&basis=pixel"
+        "&steps=20&cn=4"
+    )
+    page.get_by_role("heading", name="Conditioning").first.wait_for(state="visible")
+    page.get_by_text("every pixel is known until you draw a hole").wait_for(
+        state="visible", timeout=60_000
+    )
+    wait_idle(page)
+    area = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+    area.wait_for(state="attached")
+    box = area.bounding_box()
+    x0, y0 = box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"]
+    x1, y1 = box["x"] + 0.7 * box["width"], box["y"] + 0.7 * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x0 + (x1 - x0) * i / 10, y0 + (y1 - y0) * i / 10)
+    page.mouse.up()
+    known = page.get_by_text(re.compile(r"^known: \d+/256$"))
+    known.wait_for(state="visible", timeout=60_000)
+    wait_idle(page)
+    n_known = int(known.inner_text().split()[1].split("/")[0])
+    assert 100 < n_known < 256 - 16, n_known  # a hole of roughly 6 x 6 pixels
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("mean of 4 samples").wait_for(state="visible", timeout=60_000)
+    wait_idle(page)
+    no_errors(page)
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifacts_dir / "sampling-conditioning-drawn.png"), full_page=True)

@@ -319,3 +319,42 @@ def snr_bars_fig(
     fig.add_hline(y=0, line={"color": "black", "width": 1})
     fig.update_yaxes(title="log10 SNR (group mean)")
     return _layout(fig, title, height, xaxis={"tickangle": -45, "tickfont": {"size": 9}})
+
+
+def mask_draw_fig(image: np.ndarray, height: int = 340) -> go.Figure:
+    """The image (H, W) in [-1, 1] as one square marker per pixel, for drawing a hole with
+    plotly's box or lasso selection (point index = row * W + col; selected pixels turn red).
+    The figure depends on the image only, so the selection survives reruns."""
+    h, w = image.shape
+    rows, cols = np.divmod(np.arange(h * w), w)
+    fig = go.Figure(
+        go.Scatter(
+            x=cols,
+            y=rows,
+            mode="markers",
+            marker={
+                "symbol": "square",
+                "size": max(2.0, (height - 50) / h),
+                "color": image.reshape(-1),
+                "colorscale": "gray",
+                "cmin": -1.0,
+                "cmax": 1.0,
+                "line": {"width": 0},
+            },
+            selected={"marker": {"color": "#d62728", "opacity": 1.0}},
+            unselected={"marker": {"opacity": 1.0}},
+            hovertemplate="row %{y}, col %{x}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(range=[-0.5, w - 0.5], showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(
+        range=[h - 0.5, -0.5], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain"
+    )
+    return _layout(
+        fig,
+        "",
+        height,
+        dragmode="select",
+        showlegend=False,
+        plot_bgcolor="white",
+    ).update_layout(margin={"l": 30, "r": 10, "t": 10, "b": 30})
