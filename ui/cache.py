@@ -67,7 +67,7 @@ def register_uploads(files: tuple[bytes, ...], size: int) -> str:
 
 def register_labels(labels: np.ndarray) -> str:
     """Keep custom-order labels (D,) float64 and return the digest ScheduleSpec.labels keeps."""
-    arr = np.ascontiguousarray(labels, dtype=np.float64).reshape(-1)
+    arr = np.array(labels, dtype=np.float64).reshape(-1)  # a copy: frozen below
     key = hashlib.sha1(arr.tobytes()).hexdigest()[:16] + f"-{arr.size}"
     arr.flags.writeable = False
     _LABELS[key] = arr
