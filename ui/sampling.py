@@ -834,7 +834,7 @@ def _apply_settings_file() -> None:
         return
     labels = values.pop(LABELS_KEY, None)
     if labels is not None:
-        st.session_state[widgets.labels_slot("")] = (cache.register_labels(labels), f.name)
+        widgets.hold_labels("", labels, f.name)
     for key, value in values.items():
         st.session_state[key] = value
     st.session_state["_settings_msg"] = (

@@ -314,6 +314,13 @@ def labels_slot(prefix: str = "") -> str:
     return f"_{prefix}custom_labels"
 
 
+def hold_labels(prefix: str, labels: np.ndarray, source: str) -> None:
+    """Make `labels` (from the file named `source`) the custom labels of `prefix`."""
+    from ui import cache
+
+    st.session_state[labels_slot(prefix)] = (cache.register_labels(labels), source)
+
+
 def labels_in_use(prefix: str = "") -> np.ndarray | None:
     """The custom labels held for `prefix` (whatever the order now is), or None."""
     from ui import cache
@@ -325,7 +332,7 @@ def labels_in_use(prefix: str = "") -> np.ndarray | None:
 def custom_labels_input(prefix: str, dim: int) -> str:
     """Uploader of the custom order's labels; returns their digest ("" if none are loaded).
     A bad file shows st.error and keeps the labels loaded before."""
-    from ui import cache, files
+    from ui import files
 
     f = st.file_uploader(
         "Labels file (custom order)",
@@ -344,12 +351,12 @@ def custom_labels_input(prefix: str, dim: int) -> str:
         except ValueError as err:
             st.error(f"Could not use **{f.name}** as labels: {err}.")
         else:
-            st.session_state[slot] = (cache.register_labels(arr), f.name)
+            hold_labels(prefix, arr, f.name)
             st.session_state[slot + "_file"] = f.file_id
-    held = st.session_state.get(slot)
-    if not held or cache.custom_labels(held[0]) is None:
+    arr = labels_in_use(prefix)
+    if arr is None:
         return ""
-    arr = cache.custom_labels(held[0])
+    held = st.session_state[slot]
     st.caption(
         f"Labels from **{held[1]}**: {arr.size} numbers, {np.unique(arr).size} distinct, "
         f"from {arr.min():.3g} to {arr.max():.3g}."
@@ -467,9 +474,7 @@ def schedule_loader(prefix: str = ""):
         for key, value in loaded.settings.items():
             st.session_state[prefix + key] = value
         if loaded.labels is not None:  # the custom order's labels travel in the file
-            from ui import cache
-
-            st.session_state[labels_slot(prefix)] = (cache.register_labels(loaded.labels), f.name)
+            hold_labels(prefix, loaded.labels, f.name)
         st.session_state[tag] = f.file_id
         st.success(f"Controls set from **{f.name}**.")
     return None
