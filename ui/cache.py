@@ -53,16 +53,20 @@ def decode_uploads(files: tuple[bytes, ...], size: int) -> torch.Tensor:
     return load_images(list(files), size)
 
 
+def _keep(store: OrderedDict, key: str, value, limit: int) -> str:
+    """store[key] = value as the newest entry, dropping the oldest beyond `limit`; key."""
+    store[key] = value
+    store.move_to_end(key)
+    while len(store) > limit:
+        store.popitem(last=False)
+    return key
+
+
 def register_uploads(files: tuple[bytes, ...], size: int) -> str:
     """Decode uploads (ValueError on a bad file) and return the digest DataSpec.upload keeps."""
     images = decode_uploads(files, size)
     digest = hashlib.sha1(b"".join(hashlib.sha1(f).digest() for f in files)).hexdigest()[:16]
-    key = f"{digest}-{size}"
-    _UPLOADS[key] = images
-    _UPLOADS.move_to_end(key)
-    while len(_UPLOADS) > _MAX_UPLOAD_SETS:
-        _UPLOADS.popitem(last=False)
-    return key
+    return _keep(_UPLOADS, f"{digest}-{size}", images, _MAX_UPLOAD_SETS)
 
 
 def register_labels(labels: np.ndarray) -> str:
@@ -70,11 +74,7 @@ def register_labels(labels: np.ndarray) -> str:
     arr = np.array(labels, dtype=np.float64).reshape(-1)  # a copy: frozen below
     key = hashlib.sha1(arr.tobytes()).hexdigest()[:16] + f"-{arr.size}"
     arr.flags.writeable = False
-    _LABELS[key] = arr
-    _LABELS.move_to_end(key)
-    while len(_LABELS) > _MAX_LABEL_SETS:
-        _LABELS.popitem(last=False)
-    return key
+    return _keep(_LABELS, key, arr, _MAX_LABEL_SETS)
 
 
 def custom_labels(key: str) -> np.ndarray | None:
