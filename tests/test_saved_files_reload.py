@@ -1,0 +1,59 @@
+"""Files saved before the settings -> objects builder existed still reload to the same samples.
+
+tests/fixtures/ holds, recorded with the code as it was before that change: two Sampling
+settings JSONs and one Schedule designer JSON with the samples each reloads to (AppTest, the
+page's own Run), and a few samples of every shipped checkpoint at softness 0.5. A refactor
+that changes how settings become a process changes these samples and fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_app_part2 import click, navigation_mode, open_page, stored  # noqa: F401
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+@pytest.mark.parametrize("name", ["sampling_settings_main", "sampling_settings_main_empirical"])
+def test_sampling_settings_file_reloads_to_the_same_samples(name):
+    raw = (FIXTURES / f"{name}.json").read_bytes()
+    at = open_page("sampling")
+    at.get("file_uploader")[0].set_value((f"{name}.json", raw, "application/json"))
+    at.run()
+    assert "Settings loaded" in " ".join(str(s.value) for s in at.success)
+    click(at, "run_button")
+    want = torch.from_numpy(np.load(FIXTURES / f"{name}_samples.npy"))
+    torch.testing.assert_close(stored(at)[-1].samples, want, rtol=1e-5, atol=1e-5)
+
+
+def test_schedule_file_reloads_to_the_same_samples():
+    raw = (FIXTURES / "schedule_main.json").read_bytes()
+    at = open_page("schedule_designer", sidebar={"seed": 3})
+    at.get("file_uploader")[0].set_value(("schedule.json", raw, "application/json"))
+    at.run()
+    assert not at.error
+    at.switch_page("pages/sampling.py")
+    at.run()
+    at.number_input(key="steps").set_value(20)
+    at.number_input(key="batch").set_value(4)
+    at.run()
+    click(at, "run_button")
+    want = torch.from_numpy(np.load(FIXTURES / "schedule_main_samples.npy"))
+    torch.testing.assert_close(stored(at)[-1].samples, want, rtol=1e-5, atol=1e-5)
+
+
+def test_shipped_checkpoints_sample_as_before():
+    from rgdiff_core import load_model, sample
+
+    recorded = np.load(FIXTURES / "checkpoint_samples_main.npz")
+    assert sorted(recorded.files) == sorted(p.stem for p in MODELS.glob("*.pt"))
+    for stem in recorded.files:
+        process, den = load_model(MODELS / f"{stem}.pt", softness=0.5)
+        with torch.no_grad():
+            x = sample(process, den, n=2, steps=12, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(x, torch.from_numpy(recorded[stem]), rtol=1e-4, atol=1e-4)
