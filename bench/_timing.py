@@ -9,8 +9,9 @@ from collections.abc import Callable
 import torch
 
 
-def median_time(fn: Callable[[], object], repeats: int = 7, device: str = "cpu",
-                warmup: int = 2) -> float:
+def median_time(
+    fn: Callable[[], object], repeats: int = 7, device: str = "cpu", warmup: int = 2
+) -> float:
     """Median wall time of fn() in seconds over `repeats` calls after `warmup` calls; on CUDA
     the device is synchronised around each call, so queued kernels are counted."""
     for _ in range(warmup):

@@ -40,17 +40,26 @@ def bench_roundtrip(device):
     mat = torch.randn(D, D, device=device) / D**0.5
     flat = data.flatten(1)
     t_matmul = median_time(lambda: (flat @ mat) @ mat.T, device=device)
-    t_fft = median_time(lambda: torch.fft.irfft2(torch.fft.rfft2(data, norm="ortho"),
-                                            s=(SIZE, SIZE), norm="ortho"), device=device)
-    t_rng = median_time(lambda: torch.randn(flat.shape, generator=gen, device=device),
-                        device=device)
-    print(f"reference: matmul {t_matmul * 1e3:.2f} ms, rfft2 round trip {t_fft * 1e3:.2f} ms; "
-          f"the noise alone (torch.randn {tuple(flat.shape)}) {t_rng * 1e3:.2f} ms = "
-          f"{t_rng / t_fft:.2f}x the round trip")
-    for name, opts, ref in [("pixel", {}, t_matmul), ("pca", {"data": data.cpu()}, t_matmul),
-                            ("fourier", {}, t_fft), ("dct", {}, t_fft),
-                            ("wavelet", {"wavelet": "haar"}, t_fft),
-                            ("wavelet", {"wavelet": "db4"}, t_fft)]:
+    t_fft = median_time(
+        lambda: torch.fft.irfft2(torch.fft.rfft2(data, norm="ortho"), s=(SIZE, SIZE), norm="ortho"),
+        device=device,
+    )
+    t_rng = median_time(
+        lambda: torch.randn(flat.shape, generator=gen, device=device), device=device
+    )
+    print(
+        f"reference: matmul {t_matmul * 1e3:.2f} ms, rfft2 round trip {t_fft * 1e3:.2f} ms; "
+        f"the noise alone (torch.randn {tuple(flat.shape)}) {t_rng * 1e3:.2f} ms = "
+        f"{t_rng / t_fft:.2f}x the round trip"
+    )
+    for name, opts, ref in [
+        ("pixel", {}, t_matmul),
+        ("pca", {"data": data.cpu()}, t_matmul),
+        ("fourier", {}, t_fft),
+        ("dct", {}, t_fft),
+        ("wavelet", {"wavelet": "haar"}, t_fft),
+        ("wavelet", {"wavelet": "db4"}, t_fft),
+    ]:
         basis = make_basis(name, (1, SIZE, SIZE), **opts)
         prior = make_prior("white", basis)
         sched = soft_conditioning_schedule(torch.zeros(D), 1.0)
@@ -62,16 +71,19 @@ def bench_roundtrip(device):
 
         t = median_time(run, device=device)
         label = name + ("/" + opts["wavelet"] if "wavelet" in opts else "")
-        print(f"{label:12s} {t * 1e3:7.2f} ms  = {t / ref:5.2f}x reference  "
-              f"{verdict(t / ref <= 3)}   (without the noise: {(t - t_rng) / ref:4.2f}x)")
+        print(
+            f"{label:12s} {t * 1e3:7.2f} ms  = {t / ref:5.2f}x reference  "
+            f"{verdict(t / ref <= 3)}   (without the noise: {(t - t_rng) / ref:4.2f}x)"
+        )
 
 
 def bench_empirical(device):
     print("\n== EmpiricalDenoiser call, N=2000, D=1024, batch 64 (budget >= 50 % of matmul)")
     data = load_dataset("shapes", SIZE)[:2000]
     basis = make_basis("dct", (1, SIZE, SIZE))
-    process = Process(basis, make_prior("data", basis, data=data),
-                      soft_conditioning_schedule(torch.zeros(D), 1.0)).to(device)
+    process = Process(
+        basis, make_prior("data", basis, data=data), soft_conditioning_schedule(torch.zeros(D), 1.0)
+    ).to(device)
     den = EmpiricalDenoiser(process, data.to(device))
     z = torch.randn(64, D, device=device)
     items = den.items
@@ -79,8 +91,10 @@ def bench_empirical(device):
     t_mm = median_time(lambda: (z @ items.T) @ items, device=device)
     t_den = median_time(lambda: den(z, 0.5), device=device)
     gf_mm, gf_den = flops / t_mm / 1e9, flops / t_den / 1e9
-    print(f"matmul {gf_mm:.1f} GFLOP/s, denoiser {gf_den:.1f} GFLOP/s = "
-          f"{100 * gf_den / gf_mm:.0f} %  {verdict(gf_den >= 0.5 * gf_mm)}")
+    print(
+        f"matmul {gf_mm:.1f} GFLOP/s, denoiser {gf_den:.1f} GFLOP/s = "
+        f"{100 * gf_den / gf_mm:.0f} %  {verdict(gf_den >= 0.5 * gf_mm)}"
+    )
 
 
 def bench_sampling(device):
@@ -92,23 +106,30 @@ def bench_sampling(device):
     process = Process(basis, prior, soft_conditioning_schedule(labels, 1.0, clip=True))
     process = process.to(device)
     cov = gaussian_field_covariance(SIZE)
-    denoisers = {"gaussian": GaussianDenoiser(process, torch.zeros(D), cov),
-                 "empirical": EmpiricalDenoiser(process, data.to(device))}
+    denoisers = {
+        "gaussian": GaussianDenoiser(process, torch.zeros(D), cov),
+        "empirical": EmpiricalDenoiser(process, data.to(device)),
+    }
     for name, den in denoisers.items():
         gen = torch.Generator(device=device).manual_seed(0)
-        t = median_time(lambda den=den, gen=gen: sample(process, den, 64, 100, generator=gen),
-                   repeats=5,
-                   warmup=1, device=device)
+        t = median_time(
+            lambda den=den, gen=gen: sample(process, den, 64, 100, generator=gen),
+            repeats=5,
+            warmup=1,
+            device=device,
+        )
         print(f"{name:10s} {t:.2f} s  {verdict(t <= 2)}")
     # the dense (non-diagonal) Gaussian route: a wavelet basis with per-component gammas
     wbasis = make_basis("wavelet", (1, SIZE, SIZE), wavelet="haar")
     wprior = make_prior("data", wbasis, data=data)
-    wproc = Process(wbasis, wprior, soft_conditioning_schedule(order_labels("scale", wbasis),
-                                                              1.0, clip=True)).to(device)
+    wproc = Process(
+        wbasis, wprior, soft_conditioning_schedule(order_labels("scale", wbasis), 1.0, clip=True)
+    ).to(device)
     wden = GaussianDenoiser(wproc, torch.zeros(D), cov)
     gen = torch.Generator(device=device).manual_seed(0)
-    t = median_time(lambda: sample(wproc, wden, 64, 100, generator=gen), repeats=3, warmup=1,
-               device=device)
+    t = median_time(
+        lambda: sample(wproc, wden, 64, 100, generator=gen), repeats=3, warmup=1, device=device
+    )
     print(f"{'gaussian (dense, wavelet)':10s} {t:.2f} s  (no budget: one Cholesky per step)")
 
 
@@ -140,14 +161,21 @@ def peer_work(device, batches=(64, 256), repeats=5):
     ours = {}
     for batch in batches:
         gen = torch.Generator(device=device).manual_seed(0)
-        t = median_time(lambda batch=batch, gen=gen: sample(process, den, batch, 100,
-                                                       method="euler_maruyama", generator=gen),
-                   repeats=repeats, warmup=1, device=device)
+        t = median_time(
+            lambda batch=batch, gen=gen: sample(
+                process, den, batch, 100, method="euler_maruyama", generator=gen
+            ),
+            repeats=repeats,
+            warmup=1,
+            device=device,
+        )
         x = sample(process, den, batch, 100, method="euler_maruyama", generator=gen)
         ratio = float(((process.basis.encode(x.cpu().double()) ** 2).mean(0) / lam).mean())
         ours[batch] = t
-        print(f"torch batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
-              f"{ratio:.3f} (mean over components; MC error ~{(2 / batch) ** 0.5 / 32:.3f})")
+        print(
+            f"torch batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
+            f"{ratio:.3f} (mean over components; MC error ~{(2 / batch) ** 0.5 / 32:.3f})"
+        )
     try:
         import jax  # noqa: F401
     except ImportError:
@@ -159,12 +187,16 @@ def peer_work(device, batches=(64, 256), repeats=5):
         process, den, lam = peer_setup("cpu")
     peer = peer_jax.PeerJax(process, lam)
     peer_jax.check_against_torch(peer, process, den)  # same basis, denoiser and EM step
-    print(f"threads: torch {torch.get_num_threads()}, XLA CPU {peer_jax.xla_threads()} "
-          f"(jax {peer_jax.jax.__version__}, CPU, float32, steps in one jit)")
+    print(
+        f"threads: torch {torch.get_num_threads()}, XLA CPU {peer_jax.xla_threads()} "
+        f"(jax {peer_jax.jax.__version__}, CPU, float32, steps in one jit)"
+    )
     for batch, (t, ratio) in peer_jax.time_peer(peer, batches, repeats).items():
-        print(f"jax   batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
-              f"{ratio:.3f}; torch/jax time {ours[batch] / t:.2f} "
-              f"{verdict(ours[batch] <= t) if device == 'cpu' else '(torch not on the CPU)'}")
+        print(
+            f"jax   batch {batch:4d}: {t * 1e3:8.1f} ms per run, sampled/true variance "
+            f"{ratio:.3f}; torch/jax time {ours[batch] / t:.2f} "
+            f"{verdict(ours[batch] <= t) if device == 'cpu' else '(torch not on the CPU)'}"
+        )
 
 
 def _component_cov(basis, cov):

@@ -37,9 +37,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-dev-shm-usage",
+]
 SESSION_TTL_S = 2  # server.disconnectedSessionTTL for the measured server
 GROWTH_MB = 150.0  # allowed RSS growth from the first wave to the second
 SHOTS = ROOT / "test-artifacts"  # screenshots of failed sessions
@@ -65,13 +70,26 @@ def free_port() -> int:
 
 def start_server(log_path: Path, ttl_s: int = SESSION_TTL_S) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "127.0.0.1",
-           "--server.disconnectedSessionTTL", str(ttl_s)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.disconnectedSessionTTL",
+        str(ttl_s),
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log = open(log_path, "w")  # lives as long as the server
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -164,14 +182,23 @@ def specs(n: int, wave: int) -> list[Spec]:
     for i in range(n):
         k = 0 if i == 1 else i  # sessions 0 and 1 share their settings
         page, title = PAGES[i % len(PAGES)]
-        out.append(Spec(i, page, title, seed=1000 * wave + 7 * k, soft=SOFTNESS[k % 12],
-                        basis=BASES[k % len(BASES)]))
+        out.append(
+            Spec(
+                i,
+                page,
+                title,
+                seed=1000 * wave + 7 * k,
+                soft=SOFTNESS[k % 12],
+                basis=BASES[k % len(BASES)],
+            )
+        )
     return out
 
 
 async def wait_idle(page, timeout_ms: int = TIMEOUT_MS) -> None:
     await page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+    )
     await page.wait_for_timeout(300)
 
 
@@ -191,7 +218,9 @@ async def shows_seed(page, seed: int, where: str, problems: list) -> None:
     try:
         await page.wait_for_function(
             f"() => {{ const e = document.querySelector('{SEED_INPUT}');"
-            f" return e && Number(e.value) === {seed}; }}", timeout=60_000)
+            f" return e && Number(e.value) === {seed}; }}",
+            timeout=60_000,
+        )
     except Exception:
         shown = await page.locator(SEED_INPUT).first.input_value(timeout=5_000)
         problems.append(f"{where}: shows seed {shown}, not its own {seed}")
@@ -253,8 +282,9 @@ async def session(browser, url: str, spec: Spec, out: Outcome) -> None:
 
 async def wave(browser, url: str, batch: list[Spec]) -> list[Outcome]:
     outcomes = [Outcome(s.index, s.page, s.seed, s.soft) for s in batch]
-    await asyncio.gather(*(session(browser, url, s, o)
-                           for s, o in zip(batch, outcomes, strict=True)))
+    await asyncio.gather(
+        *(session(browser, url, s, o) for s, o in zip(batch, outcomes, strict=True))
+    )
     return outcomes
 
 
@@ -298,18 +328,23 @@ def run(sessions: int = 8, waves: int = 2, log_dir: Path | None = None) -> dict:
                     wall = time.perf_counter() - t0
                     await asyncio.sleep(SESSION_TTL_S + 3)  # closed sessions are released
                     mem = memory_mb(proc.pid)
-                    report["waves"].append({
-                        "wave": w + 1, "wall_s": round(wall, 1),
-                        "completed": sum(o.ok for o in outcomes),
-                        "slowest_s": round(max(o.seconds for o in outcomes), 1),
-                        "rss_after_mb": round(mem["VmRSS"], 1),
-                        "sessions": [asdict(o) for o in outcomes],
-                    })
+                    report["waves"].append(
+                        {
+                            "wave": w + 1,
+                            "wall_s": round(wall, 1),
+                            "completed": sum(o.ok for o in outcomes),
+                            "slowest_s": round(max(o.seconds for o in outcomes), 1),
+                            "rss_after_mb": round(mem["VmRSS"], 1),
+                            "sessions": [asdict(o) for o in outcomes],
+                        }
+                    )
                     for o in outcomes:
-                        report["problems"] += [f"wave {w + 1} session {o.index}: {p}"
-                                               for p in o.problems]
-                    report["problems"] += [f"wave {w + 1}: {p}"
-                                           for p in isolation_problems(outcomes)]
+                        report["problems"] += [
+                            f"wave {w + 1} session {o.index}: {p}" for p in o.problems
+                        ]
+                    report["problems"] += [
+                        f"wave {w + 1}: {p}" for p in isolation_problems(outcomes)
+                    ]
             finally:
                 await browser.close()
 
@@ -336,7 +371,8 @@ def run(sessions: int = 8, waves: int = 2, log_dir: Path | None = None) -> dict:
     if len(rss) > 1 and report["rss_growth_mb"] > GROWTH_MB:
         report["problems"].append(
             f"server RSS grew {report['rss_growth_mb']} MB from wave 1 to wave {len(rss)} "
-            f"(allowed {GROWTH_MB:g} MB)")
+            f"(allowed {GROWTH_MB:g} MB)"
+        )
     report["slowest_session_s"] = max(w["slowest_s"] for w in report["waves"])
     return report
 
@@ -344,11 +380,15 @@ def run(sessions: int = 8, waves: int = 2, log_dir: Path | None = None) -> dict:
 def summary(report: dict) -> str:
     lines = [f"sessions held at once: {report['sessions']} (x {len(report['waves'])} waves)"]
     for w in report["waves"]:
-        lines.append(f"wave {w['wave']}: {w['completed']}/{report['sessions']} completed in "
-                     f"{w['wall_s']} s, slowest session {w['slowest_s']} s, server RSS after "
-                     f"{w['rss_after_mb']} MB")
-    lines.append(f"peak server RSS: {report['peak_rss_mb']} MB; growth wave 1 -> last: "
-                 f"{report['rss_growth_mb']} MB (allowed {GROWTH_MB:g})")
+        lines.append(
+            f"wave {w['wave']}: {w['completed']}/{report['sessions']} completed in "
+            f"{w['wall_s']} s, slowest session {w['slowest_s']} s, server RSS after "
+            f"{w['rss_after_mb']} MB"
+        )
+    lines.append(
+        f"peak server RSS: {report['peak_rss_mb']} MB; growth wave 1 -> last: "
+        f"{report['rss_growth_mb']} MB (allowed {GROWTH_MB:g})"
+    )
     lines.append(f"slowest session: {report['slowest_session_s']} s")
     lines += [f"PROBLEM: {p}" for p in report["problems"]]
     return "\n".join(lines)

@@ -48,37 +48,55 @@ from rgdiff_core.schedules import stiffness  # noqa: E402
 SOFTNESS = (math.inf, 3.0, 1.0, 0.3, 0.1)
 
 
-def evaluate(path: Path, n: int, steps: int, device: str, seed: int = 0,
-             gamma_noise: float | None = None) -> list[dict]:
+def evaluate(
+    path: Path, n: int, steps: int, device: str, seed: int = 0, gamma_noise: float | None = None
+) -> list[dict]:
     ckpt = load_checkpoint(path, map_location="cpu")
     train = load_dataset(ckpt["dataset"], ckpt["size"], "train")
     test = load_dataset(ckpt["dataset"], ckpt["size"], "test")
     rows = []
     for softness in SOFTNESS:
-        process = process_from_checkpoint(ckpt, softness=softness, device=device,
-                                          gamma_noise=gamma_noise)
+        process = process_from_checkpoint(
+            ckpt, softness=softness, device=device, gamma_noise=gamma_noise
+        )
         net, _ = load_network_denoiser(path, process=process, device=device)
-        denoisers = {"net": net, "empirical": EmpiricalDenoiser(process, train.to(device)),
-                     "gaussian": GaussianDenoiser.fit(process, train)}
+        denoisers = {
+            "net": net,
+            "empirical": EmpiricalDenoiser(process, train.to(device)),
+            "gaussian": GaussianDenoiser.fit(process, train),
+        }
         needed = stiffness(process.schedule)["steps_needed"]
         for name, den in denoisers.items():
             gen = torch.Generator(device=device).manual_seed(seed)
             start = time.perf_counter()
-            x = torch.cat([sample(process, den, min(256, n - i), steps, generator=gen).cpu()
-                           for i in range(0, n, 256)])
+            x = torch.cat(
+                [
+                    sample(process, den, min(256, n - i), steps, generator=gen).cpu()
+                    for i in range(0, n, 256)
+                ]
+            )
             wall = time.perf_counter() - start
-            rows.append({
-                "model": path.stem, "softness": softness, "denoiser": name,
-                "sliced_w": sliced_wasserstein(x, test, n_proj=256,
-                                               generator=torch.Generator().manual_seed(1)),
-                "rapsd_err": rapsd_log_error(x, test),
-                "nn_train": float(nearest_neighbour_distance(x, train).mean()),
-                "wall_s": wall, "steps_needed": needed,
-            })
+            rows.append(
+                {
+                    "model": path.stem,
+                    "softness": softness,
+                    "denoiser": name,
+                    "sliced_w": sliced_wasserstein(
+                        x, test, n_proj=256, generator=torch.Generator().manual_seed(1)
+                    ),
+                    "rapsd_err": rapsd_log_error(x, test),
+                    "nn_train": float(nearest_neighbour_distance(x, train).mean()),
+                    "wall_s": wall,
+                    "steps_needed": needed,
+                }
+            )
             r = rows[-1]
-            print(f"{path.stem:20s} s={softness:<4g} {name:9s} SW {r['sliced_w']:.4f}  "
-                  f"RAPSD err {r['rapsd_err']:.3f}  NN {r['nn_train']:.4f}  "
-                  f"({wall:.1f} s)", flush=True)
+            print(
+                f"{path.stem:20s} s={softness:<4g} {name:9s} SW {r['sliced_w']:.4f}  "
+                f"RAPSD err {r['rapsd_err']:.3f}  NN {r['nn_train']:.4f}  "
+                f"({wall:.1f} s)",
+                flush=True,
+            )
     return rows
 
 
@@ -86,39 +104,54 @@ def verdicts(rows: list[dict]) -> list[str]:
     out = []
     for model in sorted({r["model"] for r in rows}):
         for softness in SOFTNESS:
-            get = {r["denoiser"]: r for r in rows
-                   if r["model"] == model and r["softness"] == softness}
+            get = {
+                r["denoiser"]: r for r in rows if r["model"] == model and r["softness"] == softness
+            }
             if len(get) < 3:
                 continue
             beats = get["net"]["sliced_w"] < get["gaussian"]["sliced_w"]
             novel = get["net"]["nn_train"] >= 3 * max(get["empirical"]["nn_train"], 1e-6)
-            out.append(f"{model:20s} s={softness:<4g} net SW < gaussian SW: "
-                       f"{'ok' if beats else 'FAIL'};  net NN >= 3x empirical NN: "
-                       f"{'ok' if novel else 'FAIL'}")
+            out.append(
+                f"{model:20s} s={softness:<4g} net SW < gaussian SW: "
+                f"{'ok' if beats else 'FAIL'};  net NN >= 3x empirical NN: "
+                f"{'ok' if novel else 'FAIL'}"
+            )
     return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     gpu = torch.cuda.is_available()
-    parser.add_argument("--n", type=int, default=1000 if gpu else 32,
-                        help="samples per (model, softness); the issue asks 1000 (GPU)")
-    parser.add_argument("--steps", type=int, default=100 if gpu else 40,
-                        help="ancestral steps")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=1000 if gpu else 32,
+        help="samples per (model, softness); the issue asks 1000 (GPU)",
+    )
+    parser.add_argument("--steps", type=int, default=100 if gpu else 40, help="ancestral steps")
     parser.add_argument("--device", default="cuda" if gpu else "cpu")
-    parser.add_argument("--gamma-noise", type=float, default=None,
-                        help="noised-end target γ̃_n of the sampling schedule (default: each "
-                        "checkpoint's own). 3 leaves SNR e^-3 at t = 1, where sampling starts "
-                        "from the prior, which biases every non-Gaussian sampler towards simple "
-                        "images; a network sampled above its trained γ̃_n extrapolates")
+    parser.add_argument(
+        "--gamma-noise",
+        type=float,
+        default=None,
+        help="noised-end target γ̃_n of the sampling schedule (default: each "
+        "checkpoint's own). 3 leaves SNR e^-3 at t = 1, where sampling starts "
+        "from the prior, which biases every non-Gaussian sampler towards simple "
+        "images; a network sampled above its trained γ̃_n extrapolates",
+    )
     parser.add_argument("--models", nargs="*", default=None, help="checkpoint paths")
     parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args()
-    paths = [Path(p) for p in args.models] if args.models else sorted(
-        (ROOT / "assets" / "models").glob("*.pt"))
+    paths = (
+        [Path(p) for p in args.models]
+        if args.models
+        else sorted((ROOT / "assets" / "models").glob("*.pt"))
+    )
     gn = "trained" if args.gamma_noise is None else f"{args.gamma_noise:g}"
-    print(f"device {args.device}, n={args.n}, {args.steps} ancestral steps, gamma_noise "
-          f"{gn}, torch {torch.__version__}")
+    print(
+        f"device {args.device}, n={args.n}, {args.steps} ancestral steps, gamma_noise "
+        f"{gn}, torch {torch.__version__}"
+    )
     rows = []
     for path in paths:
         rows += evaluate(path, args.n, args.steps, args.device, gamma_noise=args.gamma_noise)

@@ -79,8 +79,9 @@ def verdict(ok: bool, device) -> str:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", default="auto", help="training autocast: auto | bf16 | fp16 | off")
     p.add_argument("--batch", type=int, default=64)
@@ -93,34 +94,47 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
-    config = TrainConfig(dataset="digits", size=32, basis="dct", batch=args.batch,
-                         amp=args.amp, device=args.device)
+    config = TrainConfig(
+        dataset="digits", size=32, basis="dct", batch=args.batch, amp=args.amp, device=args.device
+    )
     trainer = Trainer(config)
     dev = trainer.device
     cuda = dev.type == "cuda"
-    print(f"device {hardware_description(dev)}, threads {torch.get_num_threads()}, "
-          f"model {parameter_count(trainer.model) / 1e6:.2f} M parameters, "
-          f"amp {trainer.amp_dtype}")
+    print(
+        f"device {hardware_description(dev)}, threads {torch.get_num_threads()}, "
+        f"model {parameter_count(trainer.model) / 1e6:.2f} M parameters, "
+        f"amp {trainer.amp_dtype}"
+    )
 
-    print(f"\n== training steps/s, 32x32, batch {args.batch} (budget >= "
-          f"{BUDGET_TRAIN_STEPS_PER_S:g} on GPU)")
+    print(
+        f"\n== training steps/s, 32x32, batch {args.batch} (budget >= "
+        f"{BUDGET_TRAIN_STEPS_PER_S:g} on GPU)"
+    )
     rate = bench_training(trainer, blocks=5 if cuda else 3, per_block=50 if cuda else 3)
-    print(f"{rate:8.2f} steps/s = {rate * args.batch:8.0f} images/s  "
-          f"{verdict(rate >= BUDGET_TRAIN_STEPS_PER_S, dev)}")
+    print(
+        f"{rate:8.2f} steps/s = {rate * args.batch:8.0f} images/s  "
+        f"{verdict(rate >= BUDGET_TRAIN_STEPS_PER_S, dev)}"
+    )
 
     steps = 100
     if cuda:
         n, run_steps = args.sample_batch, steps
-        print(f"\n== sampling images/s, {steps} ancestral steps, batch {n} (budget >= "
-              f"{BUDGET_SAMPLE_IMAGES_PER_S:g} on GPU)")
+        print(
+            f"\n== sampling images/s, {steps} ancestral steps, batch {n} (budget >= "
+            f"{BUDGET_SAMPLE_IMAGES_PER_S:g} on GPU)"
+        )
     else:
         n, run_steps = args.cpu_sample_batch, args.cpu_sample_steps
-        print(f"\n== sampling images/s, {steps} ancestral steps: on CPU batch {args.sample_batch}"
-              f" x {steps} steps is too slow, so batch {n} x {run_steps} steps, scaled to "
-              f"{steps} steps")
+        print(
+            f"\n== sampling images/s, {steps} ancestral steps: on CPU batch {args.sample_batch}"
+            f" x {steps} steps is too slow, so batch {n} x {run_steps} steps, scaled to "
+            f"{steps} steps"
+        )
     images_per_s = bench_sampling(trainer, n, run_steps, repeats=3) * run_steps / steps
-    print(f"{images_per_s:8.2f} images/s ({n / images_per_s:.1f} s per batch of {n} at "
-          f"{steps} steps)  {verdict(images_per_s >= BUDGET_SAMPLE_IMAGES_PER_S, dev)}")
+    print(
+        f"{images_per_s:8.2f} images/s ({n / images_per_s:.1f} s per batch of {n} at "
+        f"{steps} steps)  {verdict(images_per_s >= BUDGET_SAMPLE_IMAGES_PER_S, dev)}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The peer work in JAX: the same computation as bench_core.py --peer-work, for timing side by
-side with the torch library (the authors' reference code is JAX). Written here from DESIGN §1-2
+side with the torch library (the authors' reference code is JAX). Written here from docs/maths.md §1-2
 and rgdiff_core.samplers, not ported; needs `pip install -r requirements-bench.txt`.
 
     python bench/peer_jax.py          # check against the torch pieces, then time it
@@ -43,8 +43,12 @@ class PeerJax:
 
     def __init__(self, process, lam, steps: int = 100, jitter: float = 1e-6):
         basis, prior, sched = process.basis, process.prior, process.schedule
-        if (getattr(sched, "name", "") != "soft" or sched.clip or basis.name != "fourier"
-                or float(prior.mean.abs().max()) != 0):
+        if (
+            getattr(sched, "name", "") != "soft"
+            or sched.clip
+            or basis.name != "fourier"
+            or float(prior.mean.abs().max()) != 0
+        ):
             raise ValueError("the JAX peer work is the unclipped Fourier, zero-mean case")
         f32 = np.float32
         _, self.h, self.w = basis.shape
@@ -146,12 +150,12 @@ def check_against_torch(peer: PeerJax, process, den, atol: float = 1e-5) -> None
         st_t, st_s = process.noise_state(t, like=z), process.noise_state(s, like=z)
         gamma = peer.gamma_start + np.float32(t) * peer.delta_gamma
         x0 = den(z, t, state=st_t)
-        np.testing.assert_allclose(np.asarray(peer.denoise(z.numpy(), gamma)), x0.numpy(),
-                                   rtol=1e-5, atol=atol)
+        np.testing.assert_allclose(
+            np.asarray(peer.denoise(z.numpy(), gamma)), x0.numpy(), rtol=1e-5, atol=atol
+        )
         # the torch step draws its noise from a fresh generator; the same draw feeds JAX
         noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(2))
-        ref = SAMPLERS["euler_maruyama"](z, x0, st_t, st_s, t - s,
-                                         torch.Generator().manual_seed(2))
+        ref = SAMPLERS["euler_maruyama"](z, x0, st_t, st_s, t - s, torch.Generator().manual_seed(2))
         z_s = peer.em_step(z.numpy(), x0.numpy(), gamma, np.float32(t - s), noise.numpy())
         np.testing.assert_allclose(np.asarray(z_s), ref.numpy(), rtol=1e-5, atol=atol)
 

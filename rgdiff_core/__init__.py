@@ -6,7 +6,7 @@
     process = Process(basis, prior, soft_conditioning_schedule(labels, softness=0.3, clip=True))
     images = sample(process, EmpiricalDenoiser(process, x_train), n=16, steps=200)
 
-Conventions (DESIGN.md): t = 0 data, t = 1 noise; lower label = generated first; denoisers
+Conventions (docs/maths.md): t = 0 data, t = 1 noise; lower label = generated first; denoisers
 return x0_hat in whitened components; every basis is real orthonormal.
 """
 
@@ -39,11 +39,38 @@ from .schedules import (
 )
 
 __all__ = [
-    "BASES", "Basis", "make_basis", "DATASETS", "gaussian_field", "gaussian_field_covariance",
-    "load_dataset", "EmpiricalDenoiser", "GaussianDenoiser", "nearest_neighbour_distance",
-    "rapsd", "sliced_wasserstein", "PRIORS", "Prior", "make_prior", "Process", "SAMPLERS",
-    "SamplingCancelled", "SamplingDiverged", "nfe_count", "sample", "sample_latents", "ORDERS",
-    "SCHEDULES", "NoiseState", "Schedule", "cosine_schedule", "linear_schedule", "order_labels",
-    "schedule_from_spec", "soft_conditioning_schedule", "stiffness", "vp_schedule",
+    "BASES",
+    "Basis",
+    "make_basis",
+    "DATASETS",
+    "gaussian_field",
+    "gaussian_field_covariance",
+    "load_dataset",
+    "EmpiricalDenoiser",
+    "GaussianDenoiser",
+    "nearest_neighbour_distance",
+    "rapsd",
+    "sliced_wasserstein",
+    "PRIORS",
+    "Prior",
+    "make_prior",
+    "Process",
+    "SAMPLERS",
+    "SamplingCancelled",
+    "SamplingDiverged",
+    "nfe_count",
+    "sample",
+    "sample_latents",
+    "ORDERS",
+    "SCHEDULES",
+    "NoiseState",
+    "Schedule",
+    "cosine_schedule",
+    "linear_schedule",
+    "order_labels",
+    "schedule_from_spec",
+    "soft_conditioning_schedule",
+    "stiffness",
+    "vp_schedule",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Real orthonormal bases acting on image batches (DESIGN.md §1, §3).
+"""Real orthonormal bases acting on image batches (docs/maths.md §1, §3).
 
 An image batch x (B, C, H, W) has coefficients c = U x (B, D), D = C*H*W, with U real and
 orthonormal: decode(encode(x)) = x, ||c|| = ||x||, and white noise stays white, so every later

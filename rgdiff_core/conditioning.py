@@ -1,4 +1,4 @@
-"""Hard conditioning as freezing components (DESIGN §4).
+"""Hard conditioning as freezing components (docs/maths.md §4).
 
 A condition is the pair `known = (mask (D,) bool, values (D,) whitened)` that every sampler
 accepts: known components get gamma = -inf and beta = 0, so they keep their values while the

@@ -1,5 +1,5 @@
 """One formula per function: converting a denoiser's x0_hat into eps, score, velocity and
-reverse-time drifts (DESIGN §1). All in whitened components, broadcasting a NoiseState.
+reverse-time drifts (docs/maths.md §1). All in whitened components, broadcasting a NoiseState.
 
 Division by sigma happens only where a caller needs eps or the score itself; drifts are
 written so that a frozen component (sigma = 0 or dgamma/dt = 0) is never divided by:
@@ -12,8 +12,15 @@ from torch import Tensor
 
 from .schedules import NoiseState
 
-__all__ = ["eps_from_x0", "score_from_x0", "x0_from_eps", "v_from_x0", "x0_from_v",
-           "reverse_sde_drift", "ode_drift"]
+__all__ = [
+    "eps_from_x0",
+    "score_from_x0",
+    "x0_from_eps",
+    "v_from_x0",
+    "x0_from_v",
+    "reverse_sde_drift",
+    "ode_drift",
+]
 
 
 def eps_from_x0(z: Tensor, x0_hat: Tensor, state: NoiseState) -> Tensor:

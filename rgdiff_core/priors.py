@@ -1,5 +1,5 @@
 """Priors: the Gaussian N(mu, U^T S^2 U) the data relaxes to, as a mean m and std s per basis
-component (DESIGN §1). Whitened components u = (c - m) / s; the basis is a separate object.
+component (docs/maths.md §1). Whitened components u = (c - m) / s; the basis is a separate object.
 
 Kinds: white (s = 1; m = data mean in components if data is given, else 0), data (m, s from the
 data, s floored), power_law (s ∝ (1 + scale_i)^(-exponent/2), scaled so the mean variance matches
@@ -22,8 +22,9 @@ class Prior(nn.Module):
         mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
         std = torch.as_tensor(std, dtype=torch.float32).flatten()
         if mean.shape != std.shape:
-            raise ValueError(f"mean and std must have the same length, got {mean.numel()} "
-                             f"and {std.numel()}")
+            raise ValueError(
+                f"mean and std must have the same length, got {mean.numel()} and {std.numel()}"
+            )
         if not (torch.isfinite(std).all() and (std > 0).all() and torch.isfinite(mean).all()):
             raise ValueError("std must be positive and finite, mean finite")
         self.register_buffer("mean", mean)
@@ -48,12 +49,13 @@ class Prior(nn.Module):
 def component_stats(basis, data: Tensor, batch: int = 1024) -> tuple[Tensor, Tensor]:
     """Mean and variance (D,) of the basis coefficients of a data set (N, C, H, W)."""
     if data.ndim != 4 or tuple(data.shape[1:]) != tuple(basis.shape):
-        raise ValueError(f"data must have shape (N, {', '.join(map(str, basis.shape))}), "
-                         f"got {tuple(data.shape)}")
+        raise ValueError(
+            f"data must have shape (N, {', '.join(map(str, basis.shape))}), got {tuple(data.shape)}"
+        )
     total = torch.zeros(basis.dim, dtype=torch.float64)
     total_sq = torch.zeros(basis.dim, dtype=torch.float64)
     for start in range(0, data.shape[0], batch):
-        c = basis.encode(data[start:start + batch]).double().cpu()
+        c = basis.encode(data[start : start + batch]).double().cpu()
         total += c.sum(0)
         total_sq += (c * c).sum(0)
     n = data.shape[0]
@@ -79,8 +81,11 @@ def _data(basis, data=None, floor: float = 1e-4):
 
 
 def _power_law(basis, data=None, exponent: float = 2.0):
-    if not (isinstance(exponent, (int, float)) and not isinstance(exponent, bool)
-            and 0 <= exponent <= 10):
+    if not (
+        isinstance(exponent, (int, float))
+        and not isinstance(exponent, bool)
+        and 0 <= exponent <= 10
+    ):
         raise ValueError(f"exponent must be in [0, 10], got {exponent!r}")
     var = (1 + basis.scale().double().cpu()) ** (-float(exponent))
     mean = torch.zeros(basis.dim, dtype=torch.float64)

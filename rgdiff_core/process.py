@@ -1,10 +1,10 @@
-"""Process = basis + prior + schedule (DESIGN §1).
+"""Process = basis + prior + schedule (docs/maths.md §1).
 
     x  (B, C, H, W)  --basis.encode-->  c (B, D)  --prior.whiten-->  u (B, D)
     forward marginal:  z_t = alpha(t) * u + sigma(t) * eps,  eps ~ N(0, I)
     terminal (t = 1):  z ~ N(0, I)   (in data space: x ~ N(mu, U^T S^2 U))
 
-Hard conditioning (DESIGN §4): `known` = (mask (D,) bool, values (D,) or (B, D) whitened)
+Hard conditioning (docs/maths.md §4): `known` = (mask (D,) bool, values (D,) or (B, D) whitened)
 fixes components; in the NoiseState they get gamma = -inf and dgamma/dt = 0 (beta = 0).
 """
 
@@ -50,8 +50,9 @@ class Process(nn.Module):
         if prior.dim != basis.dim:
             raise ValueError(f"prior has {prior.dim} components but the basis has {basis.dim}")
         if schedule.dim is not None and schedule.dim != basis.dim:
-            raise ValueError(f"schedule has {schedule.dim} components but the basis has "
-                             f"{basis.dim}")
+            raise ValueError(
+                f"schedule has {schedule.dim} components but the basis has {basis.dim}"
+            )
         self.basis, self.prior, self.schedule = basis, prior, schedule
 
     @property
@@ -74,8 +75,9 @@ class Process(nn.Module):
         """Whitened components u (B, D) -> images (B, C, H, W)."""
         return self.basis.decode(self.prior.unwhiten(u))
 
-    def noise_state(self, t: Tensor | float, known: Tensor | None = None,
-                    like: Tensor | None = None) -> NoiseState:
+    def noise_state(
+        self, t: Tensor | float, known: Tensor | None = None, like: Tensor | None = None
+    ) -> NoiseState:
         """NoiseState broadcastable against (B, D): gamma of shape (D,), (B, D) or (B, 1).
 
         t: () or (B,). `like` sets device and dtype (default: the process's, float32).
@@ -94,15 +96,17 @@ class Process(nn.Module):
                 state = NoiseState(state.gamma.expand(shape), state.dgamma_dt.expand(shape))
         return apply_known(state, None if known is None else known.to(device))
 
-    def add_noise(self, u: Tensor, t: Tensor | float,
-                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def add_noise(
+        self, u: Tensor, t: Tensor | float, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Sample z_t ~ q(z_t | u): returns (z, eps)."""
         state = self.noise_state(t, like=u)
         eps = torch.randn(u.shape, generator=generator, device=u.device, dtype=u.dtype)
         return state.alpha * u + state.sigma * eps, eps
 
-    def sample_terminal(self, n: int, generator: torch.Generator | None = None,
-                        dtype: torch.dtype = torch.float32) -> Tensor:
+    def sample_terminal(
+        self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+    ) -> Tensor:
         """n draws of the prior in whitened components, N(0, I), shape (n, D)."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")

@@ -1,4 +1,4 @@
-"""Samplers: integrate from t = 1 (noise) to t = 0 (data) on a uniform grid (DESIGN §1-2).
+"""Samplers: integrate from t = 1 (noise) to t = 0 (data) on a uniform grid (docs/maths.md §1-2).
 
 All three share one signature and call the denoiser once per stage with the full NoiseState:
 
@@ -26,8 +26,15 @@ from torch import Tensor
 from .conversions import ode_drift
 from .schedules import NoiseState
 
-__all__ = ["sample", "sample_latents", "SAMPLERS", "SamplingCancelled", "SamplingDiverged",
-           "nfe_count", "MAX_STEPS"]
+__all__ = [
+    "sample",
+    "sample_latents",
+    "SAMPLERS",
+    "SamplingCancelled",
+    "SamplingDiverged",
+    "nfe_count",
+    "MAX_STEPS",
+]
 
 MAX_STEPS = 10_000
 
@@ -117,8 +124,9 @@ def _check_known(known, n: int, dim: int, device, dtype):
     if mask.numel() != dim:
         raise ValueError(f"known mask must have {dim} entries, got {mask.numel()}")
     if values.shape not in ((dim,), (n, dim), (1, dim)):
-        raise ValueError(f"known values must have shape ({dim},) or ({n}, {dim}), "
-                         f"got {tuple(values.shape)}")
+        raise ValueError(
+            f"known values must have shape ({dim},) or ({n}, {dim}), got {tuple(values.shape)}"
+        )
     if not torch.isfinite(values[..., mask]).all():
         raise ValueError("known values must be finite where the mask is set")
     if not bool(mask.any()):
@@ -126,9 +134,17 @@ def _check_known(known, n: int, dim: int, device, dtype):
     return mask, values.expand(n, dim)
 
 
-def sample_latents(process, denoiser, n: int, steps: int, method: str = "ancestral",
-                   generator: torch.Generator | None = None, callback: Callable | None = None,
-                   known=None, dtype: torch.dtype = torch.float32) -> Tensor:
+def sample_latents(
+    process,
+    denoiser,
+    n: int,
+    steps: int,
+    method: str = "ancestral",
+    generator: torch.Generator | None = None,
+    callback: Callable | None = None,
+    known=None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Whitened components (n, D) of n samples; see `sample`."""
     if method not in SAMPLERS:
         raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
@@ -154,8 +170,9 @@ def sample_latents(process, denoiser, n: int, steps: int, method: str = "ancestr
             t, s = float(ts[k]), float(ts[k + 1])
             st_t, st_s = st_s, next(states)
             x0_hat = _denoise(denoiser, z, t, st_t, known)
-            z = step_fn(z, x0_hat, st_t, st_s, t - s, generator, denoiser=denoiser, t_s=s,
-                        known=known)
+            z = step_fn(
+                z, x0_hat, st_t, st_s, t - s, generator, denoiser=denoiser, t_s=s, known=known
+            )
             if ((k + 1) % every == 0 or k + 1 == steps) and not _all_finite(z):
                 raise _diverged(method, k, steps, s, st_t)
             if callback is not None:
@@ -171,7 +188,7 @@ def _grid_states(process, ts: Tensor, mask, like: Tensor, chunk: int = 64):
     """The NoiseState at each time of the grid, in order; the schedule is asked for `chunk`
     times at once (one call costs about as much as a step's arithmetic at batch 64)."""
     for i in range(0, len(ts), chunk):
-        state = process.noise_state(ts[i:i + chunk], known=mask, like=like)
+        state = process.noise_state(ts[i : i + chunk], known=mask, like=like)
         yield from (NoiseState(g, d) for g, d in zip(state.gamma, state.dgamma_dt, strict=True))
 
 
@@ -186,12 +203,21 @@ def _diverged(method: str, k: int, steps: int, t: float, state: NoiseState) -> S
         f"steps: the {method} sampler diverged at step {k + 1} of {steps} (t = {t:.3f}, "
         f"h·max β = {h_beta:.3g}); the schedule is too stiff for {steps} steps: use more "
         f"steps (stiffness(schedule)['steps_needed']), a larger softness, or the ancestral "
-        f"sampler")
+        f"sampler"
+    )
 
 
-def sample(process, denoiser, n: int, steps: int, method: str = "ancestral",
-           generator: torch.Generator | None = None, callback: Callable | None = None,
-           known=None, dtype: torch.dtype = torch.float32) -> Tensor:
+def sample(
+    process,
+    denoiser,
+    n: int,
+    steps: int,
+    method: str = "ancestral",
+    generator: torch.Generator | None = None,
+    callback: Callable | None = None,
+    known=None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Draw n images (n, C, H, W) by integrating from the prior at t = 1 to t = 0.
 
     method: ancestral | euler_maruyama | heun_ode. known = (mask (D,) bool, values (D,) or

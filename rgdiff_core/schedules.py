@@ -1,6 +1,6 @@
 """Noise schedules: gamma(t) = -log SNR of the OU process, scalar or one per component.
 
-Conventions (DESIGN.md §1-2): t = 0 is data, t = 1 is noise; gamma increases with t;
+Conventions (docs/maths.md §1-2): t = 0 is data, t = 1 is noise; gamma increases with t;
 alpha^2 = sigmoid(-gamma), sigma^2 = sigmoid(gamma), beta = sigma^2 * dgamma/dt.
 Every schedule gives gamma(t) and dgamma_dt(t) in closed form.
 
@@ -72,8 +72,9 @@ class NoiseState:
     @property
     def beta(self) -> Tensor:
         # dgamma_dt is exactly 0 on frozen components, so beta is too (also for gamma = -inf)
-        return torch.where(self.dgamma_dt == 0, torch.zeros_like(self.dgamma_dt),
-                           self.sigma_sq * self.dgamma_dt)
+        return torch.where(
+            self.dgamma_dt == 0, torch.zeros_like(self.dgamma_dt), self.sigma_sq * self.dgamma_dt
+        )
 
     @property
     def snr(self) -> Tensor:
@@ -100,8 +101,12 @@ def _as_time(t: Tensor | float, like: Tensor | None = None) -> Tensor:
 
 
 def _check_finite(name: str, value: float, low: float = -math.inf, high: float = math.inf):
-    if (not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
-            or not low <= value <= high):
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or math.isnan(value)
+        or not low <= value <= high
+    ):
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
 
 
@@ -209,13 +214,15 @@ class VPSchedule(Schedule):
 
     def dgamma_dt(self, t):
         t = _as_time(t)
-        return (self.beta_min + (self.beta_max - self.beta_min) * t) / -torch.expm1(
-            -self._big_b(t)
-        )
+        return (self.beta_min + (self.beta_max - self.beta_min) * t) / -torch.expm1(-self._big_b(t))
 
     def spec(self):
-        return {"family": "vp", "beta_min": self.beta_min, "beta_max": self.beta_max,
-                "gamma_min": self.gamma_min}
+        return {
+            "family": "vp",
+            "beta_min": self.beta_min,
+            "beta_max": self.beta_max,
+            "gamma_min": self.gamma_min,
+        }
 
 
 class SoftConditioningSchedule(Schedule):
@@ -223,19 +230,26 @@ class SoftConditioningSchedule(Schedule):
 
     name = "soft"
 
-    def __init__(self, labels: Tensor, softness: float, gamma_denoise: float = -7.0,
-                 gamma_noise: float = 3.0, variances: Tensor | None = None, clip: bool = False):
+    def __init__(
+        self,
+        labels: Tensor,
+        softness: float,
+        gamma_denoise: float = -7.0,
+        gamma_noise: float = 3.0,
+        variances: Tensor | None = None,
+        clip: bool = False,
+    ):
         labels = torch.as_tensor(labels, dtype=torch.float64).flatten()
         if labels.numel() == 0 or not torch.isfinite(labels).all():
             raise ValueError("labels must be a non-empty tensor of finite numbers")
-        if not isinstance(softness, (int, float)) or isinstance(softness, bool) \
-                or not softness > 0:
+        if not isinstance(softness, (int, float)) or isinstance(softness, bool) or not softness > 0:
             raise ValueError(f"softness must be in (0, inf], got {softness!r}")
         _check_finite("gamma_denoise", gamma_denoise, -30, 30)
         _check_finite("gamma_noise", gamma_noise, -30, 30)
         if gamma_noise <= gamma_denoise:
             raise ValueError(
-                f"gamma_noise must exceed gamma_denoise ({gamma_denoise}), got {gamma_noise}")
+                f"gamma_noise must exceed gamma_denoise ({gamma_denoise}), got {gamma_noise}"
+            )
         if variances is None:
             log_v = torch.zeros_like(labels)
         else:
@@ -258,14 +272,22 @@ class SoftConditioningSchedule(Schedule):
                 f"softness {softness!r} is too small for labels spanning {span:.3g}: the "
                 f"slope dgamma/dt would be {self.delta_gamma:.3g} (at most {MAX_SLOPE:.0e}, "
                 f"beyond which float32 noise states overflow); use softness >= "
-                f"{span / (MAX_SLOPE - (gamma_noise - gamma_denoise)):.3g}")
+                f"{span / (MAX_SLOPE - (gamma_noise - gamma_denoise)):.3g}"
+            )
         self.lower = gamma_denoise + log_v
         self.upper = gamma_noise + log_v
 
     def _state(self, t):
         t = _as_time(t)
-        return soft_conditioning_state(self.labels, self.log_v, self.inv_softness, t,
-                                       self.gamma_denoise, self.gamma_noise, self.clip)
+        return soft_conditioning_state(
+            self.labels,
+            self.log_v,
+            self.inv_softness,
+            t,
+            self.gamma_denoise,
+            self.gamma_noise,
+            self.clip,
+        )
 
     def gamma(self, t):
         return self._state(t).gamma
@@ -283,15 +305,26 @@ class SoftConditioningSchedule(Schedule):
         return t0.clamp(0, 1), t1.clamp(0, 1)
 
     def spec(self):
-        return {"family": "soft", "labels": self.labels.tolist(), "softness": self.softness,
-                "gamma_denoise": self.gamma_denoise, "gamma_noise": self.gamma_noise,
-                "variances": None if self.variances is None else self.variances.tolist(),
-                "clip": self.clip}
+        return {
+            "family": "soft",
+            "labels": self.labels.tolist(),
+            "softness": self.softness,
+            "gamma_denoise": self.gamma_denoise,
+            "gamma_noise": self.gamma_noise,
+            "variances": None if self.variances is None else self.variances.tolist(),
+            "clip": self.clip,
+        }
 
 
-def soft_conditioning_state(labels: Tensor, log_v: Tensor, inv_softness: Tensor | float,
-                            t: Tensor, gamma_denoise: float = -7.0, gamma_noise: float = 3.0,
-                            clip: bool = False) -> NoiseState:
+def soft_conditioning_state(
+    labels: Tensor,
+    log_v: Tensor,
+    inv_softness: Tensor | float,
+    t: Tensor,
+    gamma_denoise: float = -7.0,
+    gamma_noise: float = 3.0,
+    clip: bool = False,
+) -> NoiseState:
     """The soft-conditioning NoiseState for t of shape () or (B,), with one softness per
     example allowed (inv_softness = 1/s, scalar or (B,); 0 for s = inf). Returns gamma of
     shape t.shape + (D,). Used by the schedule and by training over a softness family."""
@@ -319,20 +352,30 @@ def cosine_schedule(gamma_min: float = -10.0, gamma_max: float = 10.0) -> Cosine
     return CosineSchedule(gamma_min, gamma_max)
 
 
-def vp_schedule(beta_min: float = 0.1, beta_max: float = 20.0,
-                gamma_min: float = -10.0) -> VPSchedule:
+def vp_schedule(
+    beta_min: float = 0.1, beta_max: float = 20.0, gamma_min: float = -10.0
+) -> VPSchedule:
     return VPSchedule(beta_min, beta_max, gamma_min)
 
 
-def soft_conditioning_schedule(labels, softness: float, gamma_denoise: float = -7.0,
-                               gamma_noise: float = 3.0, variances=None,
-                               clip: bool = False) -> SoftConditioningSchedule:
-    """DESIGN §2. `variances` = v_i, data variance of each whitened component (None: 1)."""
+def soft_conditioning_schedule(
+    labels,
+    softness: float,
+    gamma_denoise: float = -7.0,
+    gamma_noise: float = 3.0,
+    variances=None,
+    clip: bool = False,
+) -> SoftConditioningSchedule:
+    """docs/maths.md §2. `variances` = v_i, data variance of each whitened component (None: 1)."""
     return SoftConditioningSchedule(labels, softness, gamma_denoise, gamma_noise, variances, clip)
 
 
-SCHEDULES = {"linear": LinearSchedule, "cosine": CosineSchedule, "vp": VPSchedule,
-             "soft": SoftConditioningSchedule}
+SCHEDULES = {
+    "linear": LinearSchedule,
+    "cosine": CosineSchedule,
+    "vp": VPSchedule,
+    "soft": SoftConditioningSchedule,
+}
 
 
 def schedule_from_spec(spec: dict) -> Schedule:
@@ -351,8 +394,9 @@ def schedule_from_spec(spec: dict) -> Schedule:
 ORDERS = ("variance", "scale", "row", "column", "raster", "scale_column", "custom")
 
 
-def order_labels(order: str, basis, variances: Tensor | None = None,
-                 labels: Tensor | None = None) -> Tensor:
+def order_labels(
+    order: str, basis, variances: Tensor | None = None, labels: Tensor | None = None
+) -> Tensor:
     """Labels l_i (D,) float64 for an ordering; lower label = generated first.
 
     variance: -log lambda_i (needs `variances` = data variance of each basis coefficient);
@@ -365,8 +409,9 @@ def order_labels(order: str, basis, variances: Tensor | None = None,
     d = basis.dim
     if order == "variance":
         if variances is None:
-            raise ValueError("variances (data variance per component) are needed for order "
-                             "'variance'")
+            raise ValueError(
+                "variances (data variance per component) are needed for order 'variance'"
+            )
         lam = torch.as_tensor(variances, dtype=torch.float64).flatten()
         if lam.numel() != d or not ((lam > 0) & torch.isfinite(lam)).all():
             raise ValueError(f"variances must be {d} positive finite numbers")
@@ -382,8 +427,10 @@ def order_labels(order: str, basis, variances: Tensor | None = None,
         return basis.scale().to(torch.float64).cpu()
     pos = basis.positions()
     if pos is None:
-        raise ValueError(f"order {order!r} needs a spatially localised basis (pixel or "
-                         f"wavelet), not {basis.name!r}")
+        raise ValueError(
+            f"order {order!r} needs a spatially localised basis (pixel or "
+            f"wavelet), not {basis.name!r}"
+        )
     pos = pos.to(torch.float64).cpu()
     width = basis.shape[2]
     row, col = pos[:, 0], pos[:, 1]
@@ -398,9 +445,11 @@ def order_labels(order: str, basis, variances: Tensor | None = None,
 
 # ---------------------------------------------------------------- stiffness
 
-def stiffness(schedule: Schedule, variances: Tensor | None = None, grid: int = 2001,
-              per_window: int = 4) -> dict:
-    """How many uniform steps a schedule needs (DESIGN §2).
+
+def stiffness(
+    schedule: Schedule, variances: Tensor | None = None, grid: int = 2001, per_window: int = 4
+) -> dict:
+    """How many uniform steps a schedule needs (docs/maths.md §2).
 
     Returns max beta, max dgamma/dt, the narrowest active window, and `steps_needed`:
     the smallest step count with h * max beta <= 1, h * max dgamma/dt <= 2 and at least
@@ -415,5 +464,9 @@ def stiffness(schedule: Schedule, variances: Tensor | None = None, grid: int = 2
         t0, t1 = schedule.window()
         min_window = float((t1 - t0).clamp_min(1e-9).min())
     steps = max(max_beta, max_dg / 2, per_window / min_window)
-    return {"max_beta": max_beta, "max_dgamma_dt": max_dg, "min_window": min_window,
-            "steps_needed": int(math.ceil(steps))}
+    return {
+        "max_beta": max_beta,
+        "max_dgamma_dt": max_dg,
+        "min_window": min_window,
+        "steps_needed": int(math.ceil(steps)),
+    }

@@ -23,8 +23,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from .training import AMP_MODES, TrainConfig
 
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m rgdiff_core.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m rgdiff_core.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g = p.add_argument_group("data, basis, prior, schedule family")
     g.add_argument("--dataset", default=d.dataset, help="digits | patches | fields | shapes")
     g.add_argument("--size", type=int, default=d.size, help="image side (8, 16, 32, 64)")
@@ -33,8 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--levels", type=int, default=None, help="wavelet levels (default: all)")
     g.add_argument("--pca-floor", type=float, default=None, help="PCA eigenvalue floor")
     g.add_argument("--prior", default=d.prior, help="white | data | power_law")
-    g.add_argument("--order", default=d.order,
-                   help="variance | scale | row | column | raster | scale_column")
+    g.add_argument(
+        "--order", default=d.order, help="variance | scale | row | column | raster | scale_column"
+    )
     g.add_argument("--gamma-denoise", type=float, default=d.gamma_denoise)
     g.add_argument("--gamma-noise", type=float, default=d.gamma_noise)
     g.add_argument("--no-clip", action="store_true", help="do not clip gamma to its window")
@@ -45,8 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("model")
     m = d.model
     g.add_argument("--channels", type=int, default=m.channels, help="width of the first level")
-    g.add_argument("--channel-mult", default=",".join(map(str, m.channel_mult)),
-                   help="comma-separated width multipliers, one per resolution")
+    g.add_argument(
+        "--channel-mult",
+        default=",".join(map(str, m.channel_mult)),
+        help="comma-separated width multipliers, one per resolution",
+    )
     g.add_argument("--num-res-blocks", type=int, default=m.num_res_blocks)
     g.add_argument("--no-attention", action="store_true")
     g.add_argument("--dropout", type=float, default=m.dropout)
@@ -61,9 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("output")
     g.add_argument("--out", required=True, help="run folder (checkpoint.pt; resumed if present)")
     g.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --out")
-    g.add_argument("--init-from", default=None,
-                   help="start a new run from this checkpoint's weights (fine-tuning, e.g. "
-                   "for other gamma targets); same dataset, size, basis, prior and network")
+    g.add_argument(
+        "--init-from",
+        default=None,
+        help="start a new run from this checkpoint's weights (fine-tuning, e.g. "
+        "for other gamma targets); same dataset, size, basis, prior and network",
+    )
     g.add_argument("--export", default=None, help="write the final model to this .pt path")
     return p.parse_args(argv)
 
@@ -79,19 +89,42 @@ def config_from_args(args: argparse.Namespace):
         options["levels"] = args.levels
     if args.pca_floor is not None:
         options["floor"] = args.pca_floor
-    model = UNetConfig(channels=args.channels,
-                       channel_mult=tuple(int(x) for x in args.channel_mult.split(",")),
-                       num_res_blocks=args.num_res_blocks, attention=not args.no_attention,
-                       dropout=args.dropout, cond_dim=args.cond_dim)
+    model = UNetConfig(
+        channels=args.channels,
+        channel_mult=tuple(int(x) for x in args.channel_mult.split(",")),
+        num_res_blocks=args.num_res_blocks,
+        attention=not args.no_attention,
+        dropout=args.dropout,
+        cond_dim=args.cond_dim,
+    )
     return TrainConfig(
-        dataset=args.dataset, size=args.size, basis=args.basis, basis_options=options,
-        prior=args.prior, order=args.order, gamma_denoise=args.gamma_denoise,
-        gamma_noise=args.gamma_noise, clip=not args.no_clip, softness_min=args.softness_min,
-        softness_max=args.softness_max, p_softness_one=args.p_one, p_softness_inf=args.p_inf,
-        batch=args.batch, lr=args.lr, warmup=args.warmup, weight_decay=args.weight_decay,
-        ema_decay=args.ema_decay, grad_clip=args.grad_clip, steps=args.steps,
-        log_every=args.log_every, ckpt_every=args.ckpt_every, seed=args.seed, model=model,
-        amp=args.amp, device=args.device)
+        dataset=args.dataset,
+        size=args.size,
+        basis=args.basis,
+        basis_options=options,
+        prior=args.prior,
+        order=args.order,
+        gamma_denoise=args.gamma_denoise,
+        gamma_noise=args.gamma_noise,
+        clip=not args.no_clip,
+        softness_min=args.softness_min,
+        softness_max=args.softness_max,
+        p_softness_one=args.p_one,
+        p_softness_inf=args.p_inf,
+        batch=args.batch,
+        lr=args.lr,
+        warmup=args.warmup,
+        weight_decay=args.weight_decay,
+        ema_decay=args.ema_decay,
+        grad_clip=args.grad_clip,
+        steps=args.steps,
+        log_every=args.log_every,
+        ckpt_every=args.ckpt_every,
+        seed=args.seed,
+        model=model,
+        amp=args.amp,
+        device=args.device,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
     command = shlex.join(["python", "-m", "rgdiff_core.train", *argv])
     if os.environ.get("WORLD_SIZE", "1") != "1":
-        command = f"torchrun --nproc_per_node={os.environ['WORLD_SIZE']} -m " \
-                  f"rgdiff_core.train {shlex.join(argv)}"
+        command = (
+            f"torchrun --nproc_per_node={os.environ['WORLD_SIZE']} -m "
+            f"rgdiff_core.train {shlex.join(argv)}"
+        )
     try:
         config = config_from_args(args)
     except ValueError as err:
@@ -113,8 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convs
     try:
-        result = train(config, args.out, resume=not args.no_resume, command=command,
-                       progress=lambda line: print(line, flush=True), init_from=args.init_from)
+        result = train(
+            config,
+            args.out,
+            resume=not args.no_resume,
+            command=command,
+            progress=lambda line: print(line, flush=True),
+            init_from=args.init_from,
+        )
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -123,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.export and result.checkpoint is not None:
         meta = export_checkpoint(result.checkpoint, args.export, command=command)
-        print(f"exported {args.export} ({meta['file_mb']} MB, {meta['weights_dtype']}, "
-              f"final loss {meta['final_loss']:.4f})", flush=True)
+        print(
+            f"exported {args.export} ({meta['file_mb']} MB, {meta['weights_dtype']}, "
+            f"final loss {meta['final_loss']:.4f})",
+            flush=True,
+        )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Training the network denoiser over a family of soft-conditioning schedules (DESIGN §2, §4).
+"""Training the network denoiser over a family of soft-conditioning schedules (docs/maths.md §2, §4).
 
 One network serves the whole softness slider: each training example gets its own time and its
 own softness, and the network sees the resulting per-component noise state gamma (B, D).
@@ -60,14 +60,34 @@ from .denoisers.network import (
 )
 from .schedules import soft_conditioning_state
 
-__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingDiverged", "train", "v_loss",
-           "export_checkpoint", "sample_inv_softness", "CHECKPOINT_NAME"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainResult",
+    "TrainingDiverged",
+    "train",
+    "v_loss",
+    "export_checkpoint",
+    "sample_inv_softness",
+    "CHECKPOINT_NAME",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # fields that fix what a checkpoint in out_dir means; the rest may change on resume
-_RUN_FIELDS = ("dataset", "size", "basis", "basis_options", "prior", "order", "gamma_denoise",
-               "gamma_noise", "clip", "model", "seed")
+_RUN_FIELDS = (
+    "dataset",
+    "size",
+    "basis",
+    "basis_options",
+    "prior",
+    "order",
+    "gamma_denoise",
+    "gamma_noise",
+    "clip",
+    "model",
+    "seed",
+)
 
 
 @dataclass
@@ -102,25 +122,39 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = UNetConfig.from_dict(self.model)
-        ints = {"size": 4, "batch": 1, "warmup": 1, "steps": 0, "log_every": 1,
-                "ckpt_every": 1, "seed": 0}
+        ints = {
+            "size": 4,
+            "batch": 1,
+            "warmup": 1,
+            "steps": 0,
+            "log_every": 1,
+            "ckpt_every": 1,
+            "seed": 0,
+        }
         for name, low in ints.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if not 0 < self.softness_min <= self.softness_max:
-            raise ValueError(f"need 0 < softness_min <= softness_max, got "
-                             f"{self.softness_min}, {self.softness_max}")
+            raise ValueError(
+                f"need 0 < softness_min <= softness_max, got "
+                f"{self.softness_min}, {self.softness_max}"
+            )
         p1, pinf = self.p_softness_one, self.p_softness_inf
         if not (0 <= p1 <= 1 and 0 <= pinf <= 1 and p1 + pinf <= 1):
-            raise ValueError(f"p_softness_one and p_softness_inf must be probabilities with a sum "
-                             f"<= 1, got {p1}, {pinf}")
+            raise ValueError(
+                f"p_softness_one and p_softness_inf must be probabilities with a sum "
+                f"<= 1, got {p1}, {pinf}"
+            )
         if not (self.lr > 0 and math.isfinite(self.lr)) or self.weight_decay < 0:
-            raise ValueError(f"lr must be positive and weight_decay >= 0, got {self.lr}, "
-                             f"{self.weight_decay}")
+            raise ValueError(
+                f"lr must be positive and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
+            )
         if not 0 <= self.ema_decay < 1 or not self.grad_clip > 0:
-            raise ValueError(f"ema_decay must be in [0, 1) and grad_clip > 0, got "
-                             f"{self.ema_decay}, {self.grad_clip}")
+            raise ValueError(
+                f"ema_decay must be in [0, 1) and grad_clip > 0, got "
+                f"{self.ema_decay}, {self.grad_clip}"
+            )
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.order == "custom":
@@ -137,9 +171,13 @@ class TrainConfig:
         return cls(**{k: v for k, v in spec.items() if k in names})
 
     def softness_family(self) -> dict:
-        return {"kind": "log_uniform_with_atoms", "softness_min": self.softness_min,
-                "softness_max": self.softness_max, "p_one": self.p_softness_one,
-                "p_inf": self.p_softness_inf}
+        return {
+            "kind": "log_uniform_with_atoms",
+            "softness_min": self.softness_min,
+            "softness_max": self.softness_max,
+            "p_one": self.p_softness_one,
+            "p_inf": self.p_softness_inf,
+        }
 
 
 class TrainingDiverged(RuntimeError):
@@ -165,16 +203,15 @@ def v_loss(v_hat: Tensor, v: Tensor) -> Tensor:
     return (v_hat.float() - v.float()).square().mean()
 
 
-def sample_inv_softness(n: int, config: TrainConfig, generator: torch.Generator,
-                        device) -> Tensor:
+def sample_inv_softness(n: int, config: TrainConfig, generator: torch.Generator, device) -> Tensor:
     """1/s (n,) float64 from the softness family (0 for s = inf)."""
     pick = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
     lo, hi = math.log(config.softness_min), math.log(config.softness_max)
-    log_s = lo + (hi - lo) * torch.rand(n, generator=generator, device=device,
-                                        dtype=torch.float64)
+    log_s = lo + (hi - lo) * torch.rand(n, generator=generator, device=device, dtype=torch.float64)
     inv = torch.exp(-log_s)
-    inv = torch.where(pick < config.p_softness_one + config.p_softness_inf,
-                      torch.ones_like(inv), inv)
+    inv = torch.where(
+        pick < config.p_softness_one + config.p_softness_inf, torch.ones_like(inv), inv
+    )
     return torch.where(pick < config.p_softness_inf, torch.zeros_like(inv), inv)
 
 
@@ -196,8 +233,9 @@ def hardware_description(device: torch.device, world: int = 1) -> str:
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} " \
-               f"threads)"
+        what = (
+            f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+        )
     return f"{world} x {what}, torch {torch.__version__}"
 
 
@@ -237,8 +275,9 @@ class Trainer:
         var = lam / prior.std.double() ** 2
         self.data_variances = var.clamp_min(1e-6 * float(var.mean()))
         self.labels = order_labels(cfg.order, basis, variances=lam)
-        schedule = soft_conditioning_schedule(self.labels, 1.0, cfg.gamma_denoise,
-                                              cfg.gamma_noise, self.data_variances, cfg.clip)
+        schedule = soft_conditioning_schedule(
+            self.labels, 1.0, cfg.gamma_denoise, cfg.gamma_noise, self.data_variances, cfg.clip
+        )
         self.process = process = Process(basis, prior, schedule).to(dev)
         with torch.no_grad():
             self.u_all = process.encode(data.to(dev)).contiguous()
@@ -258,12 +297,15 @@ class Trainer:
 
             ids = [dev.index] if dev.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
-                                           weight_decay=cfg.weight_decay,
-                                           fused=True if dev.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=cfg.lr,
+            betas=(0.9, 0.99),
+            weight_decay=cfg.weight_decay,
+            fused=True if dev.type == "cuda" else None,
+        )
         self.amp_dtype = self._amp_dtype()
-        self.scaler = (torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16
-                       else None)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.generator = torch.Generator(device=dev)
         self.step, self.loss_history, self.time_s = 0, [], 0.0
 
@@ -283,8 +325,15 @@ class Trainer:
         u = self.u_all[idx]
         t = torch.rand(cfg.batch, generator=gen, device=dev)
         inv_s = sample_inv_softness(cfg.batch, cfg, gen, dev)
-        state = soft_conditioning_state(self._labels_dev, self._log_v_dev, inv_s, t,
-                                        cfg.gamma_denoise, cfg.gamma_noise, cfg.clip)
+        state = soft_conditioning_state(
+            self._labels_dev,
+            self._log_v_dev,
+            inv_s,
+            t,
+            cfg.gamma_denoise,
+            cfg.gamma_noise,
+            cfg.clip,
+        )
         eps = torch.randn(u.shape, generator=gen, device=dev)
         alpha, sigma = state.alpha, state.sigma
         return alpha * u + sigma * eps, state.gamma, alpha * eps - sigma * u
@@ -327,41 +376,63 @@ class Trainer:
 
     def save(self, path: Path, command: str) -> None:
         cfg = self.config
-        extra = {"train": {
-            "config": cfg.to_dict(), "model": _cpu(self.model.state_dict()),
-            "optimizer": _cpu(self.optimizer.state_dict()),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-            "world_size": self.world,
-            "rng": {"scheme": "generator re-seeded per step from blake2b(seed:rank:step)",
-                    "seed": cfg.seed},
-        }}
-        save_checkpoint(path, self.ema_denoiser, dataset=cfg.dataset, order=cfg.order,
-                        labels=self.labels, data_variances=self.data_variances,
-                        gamma_denoise=cfg.gamma_denoise, gamma_noise=cfg.gamma_noise,
-                        clip=cfg.clip, softness_family=cfg.softness_family(), steps=self.step,
-                        time_s=self.time_s, hardware=hardware_description(self.device,
-                                                                          self.world),
-                        command=command, loss_history=self.loss_history, extra=extra)
+        extra = {
+            "train": {
+                "config": cfg.to_dict(),
+                "model": _cpu(self.model.state_dict()),
+                "optimizer": _cpu(self.optimizer.state_dict()),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                "world_size": self.world,
+                "rng": {
+                    "scheme": "generator re-seeded per step from blake2b(seed:rank:step)",
+                    "seed": cfg.seed,
+                },
+            }
+        }
+        save_checkpoint(
+            path,
+            self.ema_denoiser,
+            dataset=cfg.dataset,
+            order=cfg.order,
+            labels=self.labels,
+            data_variances=self.data_variances,
+            gamma_denoise=cfg.gamma_denoise,
+            gamma_noise=cfg.gamma_noise,
+            clip=cfg.clip,
+            softness_family=cfg.softness_family(),
+            steps=self.step,
+            time_s=self.time_s,
+            hardware=hardware_description(self.device, self.world),
+            command=command,
+            loss_history=self.loss_history,
+            extra=extra,
+        )
 
     def init_from(self, ckpt: dict) -> None:
         """Start from another model's weights (a checkpoint or an exported model of the same
         dataset, size, basis, prior and network shape): fine-tuning, e.g. for other γ̃
         targets. Optimiser, step and history start afresh."""
         cfg = self.config
-        theirs = {"dataset": ckpt.get("dataset"), "size": ckpt.get("size"),
-                  "basis": (ckpt.get("basis_spec") or {}).get("name"),
-                  "prior": ckpt.get("prior_kind")}
+        theirs = {
+            "dataset": ckpt.get("dataset"),
+            "size": ckpt.get("size"),
+            "basis": (ckpt.get("basis_spec") or {}).get("name"),
+            "prior": ckpt.get("prior_kind"),
+        }
         ours = {"dataset": cfg.dataset, "size": cfg.size, "basis": cfg.basis, "prior": cfg.prior}
-        differ = [f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours
-                  if theirs[k] != ours[k]]
+        differ = [
+            f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours if theirs[k] != ours[k]
+        ]
         if differ:
-            raise ValueError("init_from: the model was trained for another process ("
-                             + ", ".join(differ) + ")")
+            raise ValueError(
+                "init_from: the model was trained for another process (" + ", ".join(differ) + ")"
+            )
         try:
             self.model.load_state_dict(ckpt["state_dict"])
         except (KeyError, RuntimeError) as err:
-            raise ValueError(f"init_from: the weights do not fit this network "
-                             f"({str(err).splitlines()[0][:200]})") from None
+            raise ValueError(
+                f"init_from: the weights do not fit this network ({str(err).splitlines()[0][:200]})"
+            ) from None
         self.ema.load_state_dict(self.model.state_dict())
 
     def load(self, ckpt: dict) -> None:
@@ -372,10 +443,11 @@ class Trainer:
         old, new = TrainConfig.from_dict(saved["config"]).to_dict(), self.config.to_dict()
         differ = [k for k in _RUN_FIELDS if old[k] != new[k]]
         if differ:
-            raise ValueError("the checkpoint in out_dir was trained with another config ("
-                             + ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} now"
-                                         for k in differ)
-                             + "); choose another out_dir or resume=False")
+            raise ValueError(
+                "the checkpoint in out_dir was trained with another config ("
+                + ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} now" for k in differ)
+                + "); choose another out_dir or resume=False"
+            )
         self.model.load_state_dict(saved["model"])
         self.ema.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(saved["optimizer"])
@@ -397,9 +469,14 @@ def _dist_env() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = True,
-          progress=print, command: str | None = None,
-          init_from: str | os.PathLike | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    resume: bool = True,
+    progress=print,
+    command: str | None = None,
+    init_from: str | os.PathLike | None = None,
+) -> TrainResult:
     """Train (or resume, from out_dir/checkpoint.pt) to config.steps; see the module docstring.
     init_from: a checkpoint whose weights a new run starts from (ignored when resuming).
 
@@ -407,8 +484,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = True,
     rank, world = _dist_env()
     own_group = world > 1 and not dist.is_initialized()
     if own_group:
-        cuda = config.device.startswith("cuda") or (config.device == "auto"
-                                                    and torch.cuda.is_available())
+        cuda = config.device.startswith("cuda") or (
+            config.device == "auto" and torch.cuda.is_available()
+        )
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if cuda else "gloo")
@@ -419,8 +497,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = True,
             dist.destroy_process_group()
 
 
-def _train(config, out_dir, resume, progress, command, rank, world, init_from=None
-           ) -> TrainResult:
+def _train(config, out_dir, resume, progress, command, rank, world, init_from=None) -> TrainResult:
     log = progress if (rank == 0 and progress is not None) else (lambda *_: None)
     command = shlex.join(sys.argv) if command is None else command
     trainer = Trainer(config, rank, world)
@@ -432,9 +509,11 @@ def _train(config, out_dir, resume, progress, command, rank, world, init_from=No
         trainer.init_from(load_checkpoint(init_from, map_location="cpu"))
         log(f"weights from {init_from}")
     cfg, dev = config, trainer.device
-    log(f"training {parameter_count(trainer.model) / 1e6:.2f} M parameters on "
+    log(
+        f"training {parameter_count(trainer.model) / 1e6:.2f} M parameters on "
         f"{hardware_description(dev, world)}, amp {trainer.amp_dtype}, steps {trainer.step}"
-        f"..{cfg.steps}")
+        f"..{cfg.steps}"
+    )
     pending: list[Tensor] = []
     last_log_step, last_log_time = trainer.step, time.perf_counter()
     fork = [dev.index or 0] if dev.type == "cuda" else []
@@ -453,9 +532,11 @@ def _train(config, out_dir, resume, progress, command, rank, world, init_from=No
             if do_log:
                 now = time.perf_counter()
                 rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
-                recent = trainer.loss_history[last_log_step - step:] or [math.nan]
-                log(f"step {step:>6}/{cfg.steps}  loss {sum(recent) / len(recent):.4f}  "
-                    f"{rate:6.2f} steps/s  ETA {_format_eta((cfg.steps - step) / rate)}")
+                recent = trainer.loss_history[last_log_step - step :] or [math.nan]
+                log(
+                    f"step {step:>6}/{cfg.steps}  loss {sum(recent) / len(recent):.4f}  "
+                    f"{rate:6.2f} steps/s  ETA {_format_eta((cfg.steps - step) / rate)}"
+                )
                 last_log_step, last_log_time = step, now
             trainer.time_s += time.perf_counter() - start
             if do_ckpt and rank == 0:
@@ -463,8 +544,14 @@ def _train(config, out_dir, resume, progress, command, rank, world, init_from=No
     if world > 1:
         dist.barrier()
     trainer.ema_denoiser.eval()
-    return TrainResult(trainer.ema_denoiser, trainer.model, trainer.step,
-                       list(trainer.loss_history), path if rank == 0 else None, trainer.time_s)
+    return TrainResult(
+        trainer.ema_denoiser,
+        trainer.model,
+        trainer.step,
+        list(trainer.loss_history),
+        path if rank == 0 else None,
+        trainer.time_s,
+    )
 
 
 def _flush(trainer: Trainer, pending: list[Tensor], path: Path) -> None:
@@ -484,8 +571,11 @@ def _flush(trainer: Trainer, pending: list[Tensor], path: Path) -> None:
             what = f"the loss is {value} at step {first}"
         else:
             what = f"another process's loss became non-finite by step {trainer.step}"
-        kept = f"the last good checkpoint {path} is kept" if path.is_file() else \
-            "no checkpoint had been written yet"
+        kept = (
+            f"the last good checkpoint {path} is kept"
+            if path.is_file()
+            else "no checkpoint had been written yet"
+        )
         raise TrainingDiverged(f"training diverged: {what}; {kept}", first)
     trainer.loss_history.extend(losses.cpu().tolist())
 
@@ -493,8 +583,12 @@ def _flush(trainer: Trainer, pending: list[Tensor], path: Path) -> None:
 # ---------------------------------------------------------------- export
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, dest: str | os.PathLike,
-                      command: str | None = None, max_mb: float = 10.0) -> dict:
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    dest: str | os.PathLike,
+    command: str | None = None,
+    max_mb: float = 10.0,
+) -> dict:
     """Write the EMA model of a training checkpoint to `dest` (NAME.pt, no optimiser state;
     weights as float16 only if float32 would exceed max_mb), plus NAME.json (config, command,
     steps, hardware, time, final loss) and NAME_loss.csv (step,loss). Returns the JSON dict."""
@@ -504,31 +598,42 @@ def export_checkpoint(checkpoint: str | os.PathLike, dest: str | os.PathLike,
     basis_mb = weights_megabytes(ckpt["basis_state"])
     half = weights_megabytes(ckpt["state_dict"]) + basis_mb > 0.95 * max_mb
     if half:
-        ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v
-                              for k, v in ckpt["state_dict"].items()}
+        ckpt["state_dict"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
+        }
     if command is not None:
         ckpt["command"] = command
     atomic_save(ckpt, dest)
     losses = ckpt["loss_history"]
     tail = losses[-100:]
     meta = {
-        "file": dest.name, "format": ckpt["format"], "version": ckpt["version"],
-        "dataset": ckpt["dataset"], "size": ckpt["size"], "channels": ckpt["channels"],
-        "basis": ckpt["basis_spec"], "prior": ckpt["prior_kind"], "order": ckpt["order"],
-        "gamma_denoise": ckpt["gamma_denoise"], "gamma_noise": ckpt["gamma_noise"],
-        "clip": ckpt["clip"], "softness_family": ckpt["softness_family"],
+        "file": dest.name,
+        "format": ckpt["format"],
+        "version": ckpt["version"],
+        "dataset": ckpt["dataset"],
+        "size": ckpt["size"],
+        "channels": ckpt["channels"],
+        "basis": ckpt["basis_spec"],
+        "prior": ckpt["prior_kind"],
+        "order": ckpt["order"],
+        "gamma_denoise": ckpt["gamma_denoise"],
+        "gamma_noise": ckpt["gamma_noise"],
+        "clip": ckpt["clip"],
+        "softness_family": ckpt["softness_family"],
         "model_config": ckpt["model_config"],
         "parameters": sum(v.numel() for v in ckpt["state_dict"].values()),
         "weights_dtype": "float16" if half else "float32",
         "file_mb": round(dest.stat().st_size / 1e6, 3),
-        "train_config": train_state.get("config"), "command": ckpt["command"],
-        "steps": ckpt["steps"], "hardware": ckpt["hardware"], "time_s": ckpt["time_s"],
+        "train_config": train_state.get("config"),
+        "command": ckpt["command"],
+        "steps": ckpt["steps"],
+        "hardware": ckpt["hardware"],
+        "time_s": ckpt["time_s"],
         "final_loss": sum(tail) / len(tail) if tail else None,
     }
     stem = dest.with_suffix("")
     json_path = stem.parent / (stem.name + ".json")
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
     csv_path = stem.parent / (stem.name + "_loss.csv")
-    csv_path.write_text("step,loss\n" + "".join(f"{i + 1},{x:.6g}\n"
-                                                for i, x in enumerate(losses)))
+    csv_path.write_text("step,loss\n" + "".join(f"{i + 1},{x:.6g}\n" for i, x in enumerate(losses)))
     return meta

@@ -11,7 +11,7 @@ front end can draw; none of it is needed to train or sample.
   on the centred (ky, kx) grid, each cos/sin pair's energy shared equally by k and -k (so the map
   is |rfft2|-consistent and symmetric); DCT -> |c| at (ky, kx); PCA -> bars over rank.
 - Schedule curves: gamma_i(t) on a grid and the true log-SNR_i = log v_i - gamma_i
-  (DESIGN §1); the generation-order map sorts components by label (lowest = generated first)
+  (docs/maths.md §1); the generation-order map sorts components by label (lowest = generated first)
   and marks the SNR = 1 frontier t*_i where log-SNR_i crosses 0.
 """
 

@@ -151,10 +151,17 @@ def test_schedule_json_round_trip():
 
     basis = make_basis("pixel", (1, 16, 16))
     schedule = soft_conditioning_schedule(order_labels("column", basis), float("inf"))
-    settings = {**state.PROCESS_DEFAULTS, "basis": "pixel", "order": "column",
-                "soft": float("inf"), "clip": True, "gd": -5.0}
-    raw = files.schedule_json(settings, {"dataset": "digits", "size": 16}, basis,
-                              make_prior("white", basis), schedule).encode()
+    settings = {
+        **state.PROCESS_DEFAULTS,
+        "basis": "pixel",
+        "order": "column",
+        "soft": float("inf"),
+        "clip": True,
+        "gd": -5.0,
+    }
+    raw = files.schedule_json(
+        settings, {"dataset": "digits", "size": 16}, basis, make_prior("white", basis), schedule
+    ).encode()
 
     def no_constants(name):
         raise AssertionError(f"non-standard JSON constant {name}")

@@ -370,6 +370,7 @@ def test_stored_runs_are_bounded_in_bytes():
 def test_sampling_says_when_signal_is_left_at_t1():
     """γ̃_n = 3 leaves SNR e^-3 at t = 1, which the sampler's start ignores: the page says so
     (for the non-Gaussian denoisers); γ̃_n = 10 leaves e^-10 and the note goes."""
+
     def notes(at):
         return [c.value for c in at.caption]
 

@@ -1,4 +1,4 @@
-"""Bases (DESIGN.md §3, §6.2): one invariant suite run over every registered basis, then checks
+"""Bases (docs/maths.md §3, §6.2): one invariant suite run over every registered basis, then checks
 that only one basis can fail (Fourier conjugate pairs, DCT and wavelet against references)."""
 
 from __future__ import annotations
@@ -422,4 +422,3 @@ def test_bases_module_imports_without_pywt():
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr or proc.stdout
-

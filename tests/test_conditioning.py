@@ -112,7 +112,7 @@ def test_inpainting_keeps_known_pixels_and_needs_pixel_basis():
 
 
 def test_inpainting_matches_the_gaussian_conditional():
-    """DESIGN check 6 through this module: mean and variance of the unknown pixels."""
+    """docs/maths.md §6 check 6 through this module: mean and variance of the unknown pixels."""
     process, den = build("pixel")
     known_px = cond.inpainting_mask(SHAPE, "left_half")
     x = draw(process, den, cond.pixel_condition(process, IMAGE, known_px), n=1024, steps=60)

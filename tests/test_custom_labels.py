@@ -1,4 +1,4 @@
-"""The custom order (DESIGN §2: an uploaded label array): reading labels files, refusing bad
+"""The custom order (docs/maths.md §2: an uploaded label array): reading labels files, refusing bad
 ones with a message, the labels reaching the schedule, staying across pages, and travelling in
 the schedule and sampling settings files."""
 

@@ -30,8 +30,11 @@ def texts(elements) -> str:
 
 
 def runs(at) -> list:
-    return list(at.session_state["_rgdiff_runs"].values()) if "_rgdiff_runs" in at.session_state \
+    return (
+        list(at.session_state["_rgdiff_runs"].values())
+        if "_rgdiff_runs" in at.session_state
         else []
+    )
 
 
 def run_button(at):
@@ -77,8 +80,14 @@ def test_checkpoint_removed_while_the_app_runs(models_dir, tmp_path):
     _tiny_checkpoint(ckpt)
     spare = tmp_path / "spare.pt"
     shutil.copy(ckpt, spare)
-    query = {"den": "network:live-removed.pt", "steps": 10, "batch": 2, "basis": "dct",
-             "prior": "data", "soft": 1.0}
+    query = {
+        "den": "network:live-removed.pt",
+        "steps": 10,
+        "batch": 2,
+        "basis": "dct",
+        "prior": "data",
+        "soft": 1.0,
+    }
     at = open_app_page("sampling", query, SIDE)
     assert not at.error, texts(at.error)
     assert run_button(at).steps_done == 10
@@ -99,8 +108,14 @@ def test_checkpoint_corrupted_while_the_app_runs(models_dir, tmp_path):
     ckpt = models_dir / "live-corrupted.pt"
     _tiny_checkpoint(ckpt)
     good = ckpt.read_bytes()
-    query = {"den": "network:live-corrupted.pt", "steps": 10, "batch": 2, "basis": "dct",
-             "prior": "data", "soft": 1.0}
+    query = {
+        "den": "network:live-corrupted.pt",
+        "steps": 10,
+        "batch": 2,
+        "basis": "dct",
+        "prior": "data",
+        "soft": 1.0,
+    }
     at = open_app_page("sampling", query, SIDE)
     assert run_button(at).steps_done == 10
     ckpt.write_bytes(good[: len(good) // 3])  # a half-written copy over it

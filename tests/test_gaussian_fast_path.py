@@ -39,8 +39,11 @@ def fourier_process(schedule="soft"):
     basis = make_basis("fourier", SHAPE)
     power = 1.0 / ((basis.frequencies().double() ** 2).sum(-1) + 1.0)
     prior = make_prior("explicit", basis, std=power.sqrt())
-    sched = (soft_conditioning_schedule(-power.log(), 0.5) if schedule == "soft"
-             else linear_schedule(-9.0, 6.0))
+    sched = (
+        soft_conditioning_schedule(-power.log(), 0.5)
+        if schedule == "soft"
+        else linear_schedule(-9.0, 6.0)
+    )
     return Process(basis, prior, sched)
 
 
@@ -84,8 +87,9 @@ def test_elementwise_route_equals_the_matrix_routes(schedule):
     per_example = torch.tensor(TIMES)
     state = process.noise_state(per_example, like=z)
     assert torch.allclose(fast(z, per_example), dense(z, per_example), rtol=1e-5, atol=1e-5)
-    assert torch.allclose(fast(z, per_example), closed_form(process, z, state).float(),
-                          rtol=1e-5, atol=1e-5)
+    assert torch.allclose(
+        fast(z, per_example), closed_form(process, z, state).float(), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_elementwise_route_keeps_float64():
@@ -101,16 +105,20 @@ def test_elementwise_route_keeps_float64():
 def test_correlated_components_take_the_matrix_route():
     """(b) Pixel basis, stationary field: correlated components, dense route, still exact."""
     basis = make_basis("pixel", SHAPE)
-    process = Process(basis, make_prior("white", basis),
-                      soft_conditioning_schedule(order_labels("raster", basis), 0.5))
+    process = Process(
+        basis,
+        make_prior("white", basis),
+        soft_conditioning_schedule(order_labels("raster", basis), 0.5),
+    )
     den = GaussianDenoiser(process, MEAN, COV)
     assert not den.diagonal
     assert den.sigma_u.shape == (D, D)
     z = torch.randn(4, D, generator=torch.Generator().manual_seed(2))
     for t in (0.05, 0.5, 0.95):
         state = process.noise_state(t, like=z)
-        assert torch.allclose(den(z, t), closed_form(process, z, state).float(),
-                              rtol=1e-5, atol=1e-5)
+        assert torch.allclose(
+            den(z, t), closed_form(process, z, state).float(), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_fourier_and_stationary_field_take_the_elementwise_route():
@@ -129,6 +137,7 @@ def test_fourier_and_stationary_field_take_the_elementwise_route():
 
 # ---------------------------------------------------------------- the sampler's fast steps
 
+
 def test_euler_maruyama_step_is_the_reverse_sde_drift():
     """z - h reverse_sde_drift + sqrt(h beta) eps (conversions), frozen components held."""
     basis = make_basis("fourier", SHAPE)
@@ -144,8 +153,7 @@ def test_euler_maruyama_step_is_the_reverse_sde_drift():
         st_s = process.noise_state(t - h, known=known, like=z)
         eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(5))
         ref = z - h * reverse_sde_drift(z, x0_hat, st_t) + (h * st_t.beta).sqrt() * eps
-        got = SAMPLERS["euler_maruyama"](z, x0_hat, st_t, st_s, h,
-                                         torch.Generator().manual_seed(5))
+        got = SAMPLERS["euler_maruyama"](z, x0_hat, st_t, st_s, h, torch.Generator().manual_seed(5))
         assert torch.allclose(got, ref, rtol=1e-6, atol=1e-6)
         frozen = st_t.frozen.expand_as(z)
         assert frozen.any() and (~frozen).any()
@@ -165,8 +173,9 @@ def test_finiteness_check_sees_every_non_finite_value(bad):
 
 
 GRID_SCHEDULES = {
-    "soft_clip": lambda basis: soft_conditioning_schedule(order_labels("scale", basis), 0.3,
-                                                          clip=True),
+    "soft_clip": lambda basis: soft_conditioning_schedule(
+        order_labels("scale", basis), 0.3, clip=True
+    ),
     "cosine": lambda basis: cosine_schedule(),
     "vp": lambda basis: vp_schedule(),
 }
@@ -198,5 +207,6 @@ def test_divergence_is_still_caught():
     process = Process(basis, make_prior("white", basis), sched)
     den = GaussianDenoiser(process, torch.zeros(D), COV)
     with pytest.raises(SamplingDiverged, match="steps"):
-        sample_latents(process, den, 4, 10, method="euler_maruyama",
-                       generator=torch.Generator().manual_seed(7))
+        sample_latents(
+            process, den, 4, 10, method="euler_maruyama", generator=torch.Generator().manual_seed(7)
+        )

@@ -50,8 +50,10 @@ def _decorator_calls(path: Path):
 
 @pytest.mark.parametrize(
     "path",
-    sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("ui/*.py"), *ROOT.glob("pages/*.py"),
-                                                    ROOT / "app.py"]),
+    sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in [*ROOT.glob("ui/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py"]
+    ),
 )
 def test_every_cache_is_bounded(path):
     """st.cache_resource / st.cache_data always with max_entries (or a ttl): the server's

@@ -42,8 +42,9 @@ def build(basis="dct", prior="data", size=SIZE, softness=1.0, dataset="digits"):
     p = make_prior(prior, b, data=data)
     lam = b.encode(data).var(0).double().clamp_min(1e-6)
     labels = order_labels("variance", b, variances=lam)
-    sched = soft_conditioning_schedule(labels, softness, variances=lam / p.std.double() ** 2,
-                                       clip=True)
+    sched = soft_conditioning_schedule(
+        labels, softness, variances=lam / p.std.double() ** 2, clip=True
+    )
     return Process(b, p, sched), labels, lam / p.std.double() ** 2
 
 
@@ -59,9 +60,18 @@ def randomised(process, seed=0):
 
 
 def meta(labels, variances):
-    return dict(dataset="digits", order="variance", labels=labels, data_variances=variances,
-                gamma_denoise=-7.0, gamma_noise=3.0, clip=True,
-                softness_family={"kind": "fixed"}, steps=3, loss_history=[1.0, 0.5, 0.25])
+    return dict(
+        dataset="digits",
+        order="variance",
+        labels=labels,
+        data_variances=variances,
+        gamma_denoise=-7.0,
+        gamma_noise=3.0,
+        clip=True,
+        softness_family={"kind": "fixed"},
+        steps=3,
+        loss_history=[1.0, 0.5, 0.25],
+    )
 
 
 # ---------------------------------------------------------------- the network
@@ -200,8 +210,9 @@ def test_checkpoint_round_trip_pca(tmp_path):
     prior = make_prior("data", basis, data=data)
     process = Process(basis, prior, linear_schedule())
     den = randomised(process)
-    save_checkpoint(tmp_path / "p.pt", den, **meta(torch.zeros(process.dim),
-                                                   torch.ones(process.dim)))
+    save_checkpoint(
+        tmp_path / "p.pt", den, **meta(torch.zeros(process.dim), torch.ones(process.dim))
+    )
     rebuilt, _ = load_network_denoiser(tmp_path / "p.pt")
     assert torch.equal(rebuilt.process.basis.components, basis.components)
     loaded, _ = load_network_denoiser(tmp_path / "p.pt", process=process)
@@ -213,18 +224,23 @@ def test_mismatched_process_refused(tmp_path):
     process, labels, var = build()
     path = tmp_path / "m.pt"
     save_checkpoint(path, randomised(process), **meta(labels, var))
-    cases = [(build(basis="pixel")[0], "basis 'pixel'"),
-             (build(prior="white")[0], "prior"),
-             (build(size=16)[0], "shape"),
-             (build(dataset="shapes")[0], "prior")]
+    cases = [
+        (build(basis="pixel")[0], "basis 'pixel'"),
+        (build(prior="white")[0], "prior"),
+        (build(size=16)[0], "shape"),
+        (build(dataset="shapes")[0], "prior"),
+    ]
     for other, what in cases:
         with pytest.raises(ValueError, match=what) as err:
             load_network_denoiser(path, process=other)
         assert "model trained for dataset 'digits' at 8x8 in basis 'dct'" in str(err.value)
     with pytest.raises(ValueError, match="uses dataset 'shapes'"):
         load_network_denoiser(path, process=process, dataset="shapes")
-    wave = Process(make_basis("wavelet", (1, SIZE, SIZE), wavelet="db2", levels=1),
-                   process.prior, linear_schedule())
+    wave = Process(
+        make_basis("wavelet", (1, SIZE, SIZE), wavelet="db2", levels=1),
+        process.prior,
+        linear_schedule(),
+    )
     with pytest.raises(ValueError, match="basis 'wavelet'"):
         load_network_denoiser(path, process=wave)
 

@@ -36,8 +36,9 @@ def test_prior_kinds():
     u = data.whiten(basis.encode(DATA)).double()
     assert torch.allclose(u.mean(0), torch.zeros(256, dtype=torch.float64), atol=1e-4)
     kept = var > 1e-3 * var.mean()  # unfloored components are exactly unit variance
-    assert torch.allclose(u.var(0, unbiased=False)[kept], torch.ones(int(kept.sum())).double(),
-                          atol=1e-3)
+    assert torch.allclose(
+        u.var(0, unbiased=False)[kept], torch.ones(int(kept.sum())).double(), atol=1e-3
+    )
     power = make_prior("power_law", basis, data=DATA, exponent=2.0)
     ratio = power.std**2 * (1 + basis.scale()) ** 2
     assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-4)
@@ -49,8 +50,13 @@ def test_prior_kinds():
 
 @pytest.mark.parametrize(
     "kind, kwargs, name",
-    [("nope", {}, "kind"), ("data", {}, "data"), ("power_law", {"exponent": -1}, "exponent"),
-     ("explicit", {"std": torch.ones(3)}, "std"), ("explicit", {"std": -torch.ones(256)}, "std")],
+    [
+        ("nope", {}, "kind"),
+        ("data", {}, "data"),
+        ("power_law", {"exponent": -1}, "exponent"),
+        ("explicit", {"std": torch.ones(3)}, "std"),
+        ("explicit", {"std": -torch.ones(256)}, "std"),
+    ],
 )
 def test_invalid_priors(kind, kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -106,8 +112,9 @@ BASIS_CHOICES = st.sampled_from(["pixel", "fourier", "dct", "haar", "db2", "sym3
     t=st.floats(0, 1),
     scalar=st.sampled_from([None, "linear", "cosine", "vp"]),
 )
-def test_no_nan_in_process_and_one_step(basis_name, log_size, levels, softness, g_d, width,
-                                        clip, prior, method, t, scalar):
+def test_no_nan_in_process_and_one_step(
+    basis_name, log_size, levels, softness, g_d, width, clip, prior, method, t, scalar
+):
     size = 2**log_size
     opts = {}
     if basis_name in ("haar", "db2", "sym3"):
@@ -120,8 +127,9 @@ def test_no_nan_in_process_and_one_step(basis_name, log_size, levels, softness, 
         labels = order_labels("scale", basis)
         sched = soft_conditioning_schedule(labels, softness, g_d, g_d + width, clip=clip)
     else:
-        sched = {"linear": linear_schedule, "cosine": cosine_schedule,
-                 "vp": lambda: vp_schedule()}[scalar]()
+        sched = {"linear": linear_schedule, "cosine": cosine_schedule, "vp": lambda: vp_schedule()}[
+            scalar
+        ]()
     process = Process(basis, prior_, sched)
     gen = torch.Generator().manual_seed(0)
     u = process.encode(data[:4])
@@ -143,14 +151,17 @@ def test_gaussian_denoiser_routes_agree():
     cov = torch.diag(torch.linspace(0.5, 2.0, 64)).double()
     z = torch.randn(5, 64, generator=torch.Generator().manual_seed(0))
     scalar = GaussianDenoiser(Process(basis, prior, linear_schedule()), torch.zeros(64), cov)
-    soft = GaussianDenoiser(Process(basis, prior, soft_conditioning_schedule(
-        torch.zeros(64), math.inf)), torch.zeros(64), cov)
+    soft = GaussianDenoiser(
+        Process(basis, prior, soft_conditioning_schedule(torch.zeros(64), math.inf)),
+        torch.zeros(64),
+        cov,
+    )
     assert scalar.diagonal
-    rot = torch.linalg.qr(torch.randn(64, 64, generator=torch.Generator().manual_seed(1),
-                                      dtype=torch.float64))[0]
+    rot = torch.linalg.qr(
+        torch.randn(64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    )[0]
     dense_cov = rot @ cov @ rot.T
-    dense = GaussianDenoiser(Process(basis, prior, linear_schedule()), torch.zeros(64),
-                             dense_cov)
+    dense = GaussianDenoiser(Process(basis, prior, linear_schedule()), torch.zeros(64), dense_cov)
     assert not dense.diagonal
     t = 0.4
     # a dense covariance seen through the rotation equals the diagonal one

@@ -46,10 +46,18 @@ from rgdiff_core.metrics import rapsd_log_error
 # CI draws the same examples on every run (a failure reproduces as it is);
 # RGDIFF_PROPERTY_RANDOM=1 explores new ones.
 DERANDOMIZE = not os.environ.get("RGDIFF_PROPERTY_RANDOM")
-FAST = settings(max_examples=100, deadline=None, derandomize=DERANDOMIZE,
-                suppress_health_check=[HealthCheck.too_slow])
-FEW = settings(max_examples=40, deadline=None, derandomize=DERANDOMIZE,
-               suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+FEW = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # Numbers that are never valid where a finite number is wanted, and non-numbers.
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
@@ -108,15 +116,22 @@ def test_make_basis_valid_is_finite(args, seed, scale):
 def bad_basis_args(draw):
     case = draw(st.sampled_from(["name", "shape", "levels", "wavelet", "floor", "data", "opt"]))
     if case == "name":
-        name = draw(st.text(max_size=8).filter(lambda s: s not in ("pixel", "fourier", "dct",
-                                                                   "wavelet", "pca")))
+        name = draw(
+            st.text(max_size=8).filter(
+                lambda s: s not in ("pixel", "fourier", "dct", "wavelet", "pca")
+            )
+        )
         return (name, (1, 4, 4), {}), "name"
     if case == "shape":
-        shape = draw(st.one_of(
-            st.tuples(st.integers(-3, 0) | st.integers(5, 9), st.just(4), st.just(4)),
-            st.tuples(st.just(1), st.integers(-5, 1) | st.integers(257, 999), st.just(4)),
-            st.tuples(st.just(1), st.just(4)), JUNK, st.tuples(st.just(1.0), st.just(4),
-                                                               st.just(4))))
+        shape = draw(
+            st.one_of(
+                st.tuples(st.integers(-3, 0) | st.integers(5, 9), st.just(4), st.just(4)),
+                st.tuples(st.just(1), st.integers(-5, 1) | st.integers(257, 999), st.just(4)),
+                st.tuples(st.just(1), st.just(4)),
+                JUNK,
+                st.tuples(st.just(1.0), st.just(4), st.just(4)),
+            )
+        )
         return (draw(st.sampled_from(["pixel", "dct", "fourier"])), shape, {}), "shape"
     if case == "levels":
         levels = draw(st.integers(-5, 0) | st.integers(4, 50) | st.floats(1, 3) | JUNK)
@@ -131,8 +146,13 @@ def bad_basis_args(draw):
         return ("pca", (1, 4, 4), {"data": data, "floor": floor}), "floor"
     if case == "data":
         bad = draw(st.sampled_from(["nan", "one", "shape", "int", "none"]))
-        value = {"nan": data.clone().fill_(math.nan), "one": data[:1],
-                 "shape": images(5, (1, 4, 5), 0), "int": data.long(), "none": None}[bad]
+        value = {
+            "nan": data.clone().fill_(math.nan),
+            "one": data[:1],
+            "shape": images(5, (1, 4, 5), 0),
+            "int": data.long(),
+            "none": None,
+        }[bad]
         return ("pca", (1, 4, 4), {"data": value}), "data"
     key = draw(st.sampled_from(["levels", "data", "size", "colour"]))
     return ("pixel", (1, 4, 4), {key: 1}), "options"
@@ -214,13 +234,13 @@ def schedules(draw, dim: int = 16):
     labels = torch.tensor(draw(st.lists(st.floats(-100, 100), min_size=dim, max_size=dim)))
     variances = None
     if draw(st.booleans()):
-        variances = torch.tensor(draw(st.lists(st.floats(1e-6, 1e6), min_size=dim,
-                                               max_size=dim)))
+        variances = torch.tensor(draw(st.lists(st.floats(1e-6, 1e6), min_size=dim, max_size=dim)))
     softness = draw(st.floats(1e-3, 1e3) | st.just(math.inf))
     g_d = draw(st.floats(-30, 29))
     g_n = draw(st.floats(g_d + 1e-3, 30).filter(lambda g: g > g_d))
-    return soft_conditioning_schedule(labels, softness, g_d, g_n, variances,
-                                      clip=draw(st.booleans()))
+    return soft_conditioning_schedule(
+        labels, softness, g_d, g_n, variances, clip=draw(st.booleans())
+    )
 
 
 @FAST
@@ -261,8 +281,9 @@ def test_scalar_schedules_invalid_name_the_argument(family, which, bad):
 
 @FAST
 @given(
-    which=st.sampled_from(["softness", "tiny", "gamma_denoise", "gamma_noise", "order",
-                           "labels", "variances"]),
+    which=st.sampled_from(
+        ["softness", "tiny", "gamma_denoise", "gamma_noise", "order", "labels", "variances"]
+    ),
     bad=st.floats(-1e6, 0) | NON_FINITE | JUNK,
     dim=st.integers(1, 20),
 )
@@ -289,13 +310,25 @@ def test_soft_schedule_invalid_names_the_argument(which, bad, dim):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
-SPEC_KEYS = ("labels", "softness", "gamma_denoise", "gamma_noise", "variances", "clip",
-             "gamma_min", "gamma_max", "beta_min", "beta_max", "extra")
+SPEC_KEYS = (
+    "labels",
+    "softness",
+    "gamma_denoise",
+    "gamma_noise",
+    "variances",
+    "clip",
+    "gamma_min",
+    "gamma_max",
+    "beta_min",
+    "beta_max",
+    "extra",
+)
 
 
 @settings(max_examples=300, deadline=None, derandomize=DERANDOMIZE)
@@ -318,8 +351,9 @@ def test_schedule_from_spec_accepts_or_raises_value_error(family, fields):
 
 @FAST
 @given(
-    order=st.sampled_from(["variance", "scale", "row", "column", "raster", "scale_column",
-                           "custom"]),
+    order=st.sampled_from(
+        ["variance", "scale", "row", "column", "raster", "scale_column", "custom"]
+    ),
     name=st.sampled_from(["pixel", "wavelet", "dct", "fourier"]),
     seed=st.integers(0, 99),
 )
@@ -329,8 +363,12 @@ def test_order_labels_valid_are_finite(order, name, seed):
         raises_naming("order", order_labels, order, basis)
         return
     gen = torch.Generator().manual_seed(seed)
-    labels = order_labels(order, basis, variances=torch.rand(64, generator=gen) + 1e-9,
-                          labels=torch.randn(64, generator=gen))
+    labels = order_labels(
+        order,
+        basis,
+        variances=torch.rand(64, generator=gen) + 1e-9,
+        labels=torch.randn(64, generator=gen),
+    )
     assert labels.shape == (64,) and finite(labels)
 
 
@@ -343,8 +381,9 @@ def test_order_labels_valid_are_finite(order, name, seed):
 def test_order_labels_invalid_names_the_argument(which, bad, text):
     basis = make_basis("pixel", (1, 4, 4))
     if which == "order":
-        assume(text not in ("variance", "scale", "row", "column", "raster", "scale_column",
-                            "custom"))
+        assume(
+            text not in ("variance", "scale", "row", "column", "raster", "scale_column", "custom")
+        )
         raises_naming("order", order_labels, text, basis)
     elif which == "variances":
         v = torch.ones(16)
@@ -388,8 +427,11 @@ def test_process_and_sampling_valid_are_finite(process, den, method, steps, n, k
     z, eps = process.add_noise(u, t, generator=gen)
     state = process.noise_state(t)
     assert finite(z, eps, state.gamma, state.alpha, state.sigma, state.beta)
-    denoiser = (EmpiricalDenoiser(process, DATA8) if den == "empirical"
-                else GaussianDenoiser.fit(process, DATA8))
+    denoiser = (
+        EmpiricalDenoiser(process, DATA8)
+        if den == "empirical"
+        else GaussianDenoiser.fit(process, DATA8)
+    )
     assert finite(denoiser(z, t))
     cond = None
     if known is not None:
@@ -426,10 +468,24 @@ def test_sampling_invalid_names_the_argument(which, bad_int, bad_t, text):
         assume(not (isinstance(bad_int, int) and bad_int > 1 and bad_int is not True))
         raises_naming("n", sample, PROC, DEN, bad_int, 5)
     elif which == "known":
-        raises_naming("known", sample, PROC, DEN, 2, 5,
-                      known=(torch.ones(63, dtype=torch.bool), torch.zeros(63)))
-        raises_naming("known", sample, PROC, DEN, 2, 5,
-                      known=(torch.ones(64, dtype=torch.bool), torch.full((64,), math.nan)))
+        raises_naming(
+            "known",
+            sample,
+            PROC,
+            DEN,
+            2,
+            5,
+            known=(torch.ones(63, dtype=torch.bool), torch.zeros(63)),
+        )
+        raises_naming(
+            "known",
+            sample,
+            PROC,
+            DEN,
+            2,
+            5,
+            known=(torch.ones(64, dtype=torch.bool), torch.full((64,), math.nan)),
+        )
     elif which == "dtype":
         raises_naming("dtype", sample, PROC, DEN, 2, 5, dtype=torch.int64)
     elif which == "t":
@@ -444,8 +500,9 @@ def test_sampling_invalid_names_the_argument(which, bad_int, bad_t, text):
 
 @FAST
 @given(
-    which=st.sampled_from(["mean", "mean_nan", "cov", "cov_nan", "jitter", "data", "data_nan",
-                           "batch", "fit_nan"]),
+    which=st.sampled_from(
+        ["mean", "mean_nan", "cov", "cov_nan", "jitter", "data", "data_nan", "batch", "fit_nan"]
+    ),
     bad=NON_FINITE,
     bad_num=st.floats(-1e3, -1e-9) | st.floats(1, 1e3) | NON_FINITE | st.just(True),
 )
@@ -474,8 +531,13 @@ def test_exact_denoisers_invalid_name_the_argument(which, bad, bad_num):
         data[3, 0, 1, 1] = bad
         raises_naming("data", EmpiricalDenoiser, PROC, data)
     elif which == "batch":
-        raises_naming("batch", EmpiricalDenoiser, PROC, DATA8,
-                      batch=bad_num if not isinstance(bad_num, float) else 0)
+        raises_naming(
+            "batch",
+            EmpiricalDenoiser,
+            PROC,
+            DATA8,
+            batch=bad_num if not isinstance(bad_num, float) else 0,
+        )
     else:
         data = DATA8.clone()
         data[0, 0, 0, 0] = bad
@@ -608,15 +670,14 @@ def test_metrics_invalid_name_the_argument(which, bad, bad_int):
 
 # ---------------------------------------------------------------- user images
 
-MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F", "HSV",
-         "LAB")
-SAVE_AS = {"CMYK": "TIFF", "YCbCr": "TIFF", "F": "TIFF", "I": "TIFF", "HSV": None,
-           "LAB": "TIFF"}
+MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F", "HSV", "LAB")
+SAVE_AS = {"CMYK": "TIFF", "YCbCr": "TIFF", "F": "TIFF", "I": "TIFF", "HSV": None, "LAB": "TIFF"}
 
 
 def encode(arr: np.ndarray, mode: str) -> bytes:
     img = Image.fromarray(arr, "RGB" if arr.ndim == 3 else "L").convert(
-        "RGB" if mode in ("CMYK", "YCbCr", "HSV", "LAB", "RGBA", "P") else "L")
+        "RGB" if mode in ("CMYK", "YCbCr", "HSV", "LAB", "RGBA", "P") else "L"
+    )
     if mode == "I;16":
         img = Image.fromarray((np.asarray(img.convert("L"), np.uint16) * 257).astype("<u2"))
     elif mode == "P":

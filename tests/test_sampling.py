@@ -1,4 +1,4 @@
-"""DESIGN §6 checks 4-7: forward marginals, exact sampling of Gaussian data with every basis,
+"""docs/maths.md §6 checks 4-7: forward marginals, exact sampling of Gaussian data with every basis,
 prior, softness and sampler, hard conditioning, the empirical denoiser."""
 
 import math
@@ -17,8 +17,9 @@ from rgdiff_core.schedules import linear_schedule, order_labels, soft_conditioni
 SIZE = 8
 SHAPE = (1, SIZE, SIZE)
 COV = gaussian_field_covariance(SIZE, exponent=3.0, mass=1.0)
-DATA = gaussian_field(2048, SIZE, exponent=3.0, mass=1.0,
-                      generator=torch.Generator().manual_seed(0))
+DATA = gaussian_field(
+    2048, SIZE, exponent=3.0, mass=1.0, generator=torch.Generator().manual_seed(0)
+)
 BASES = {
     "pixel": lambda: make_basis("pixel", SHAPE),
     "pca": lambda: make_basis("pca", SHAPE, data=DATA),
@@ -29,15 +30,15 @@ BASES = {
 }
 
 
-def build(basis_name="fourier", prior="data", softness=1.0, order="variance", clip=True,
-          gamma_noise=10.0):
+def build(
+    basis_name="fourier", prior="data", softness=1.0, order="variance", clip=True, gamma_noise=10.0
+):
     basis = BASES[basis_name]()
     prior_ = make_prior(prior, basis, data=DATA)
     lam = torch.diagonal(_component_cov(basis))  # exact data variance of each coefficient
     v = lam / prior_.std.double() ** 2
     labels = order_labels(order, basis, variances=lam)
-    sched = soft_conditioning_schedule(labels, softness, -7.0, gamma_noise, variances=v,
-                                       clip=clip)
+    sched = soft_conditioning_schedule(labels, softness, -7.0, gamma_noise, variances=v, clip=clip)
     process = Process(basis, prior_, sched)
     return process, GaussianDenoiser(process, torch.zeros(SIZE * SIZE), COV)
 
@@ -74,6 +75,7 @@ def assert_matches(samples, cov, slack=0.0):
 
 # ---------------------------------------------------------------- check 4: forward marginals
 
+
 @pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
 def test_forward_marginal_moments(t):
     process, _ = build("dct", "white", softness=0.5)
@@ -102,7 +104,7 @@ def test_data_matched_prior_has_unit_second_moment(basis_name):
 
 # ---------------------------------------------------------------- check 5: exact sampling
 
-# The plug-in ancestral and Euler-Maruyama steps under-disperse by O(h dgamma/dt) (DESIGN §2):
+# The plug-in ancestral and Euler-Maruyama steps under-disperse by O(h dgamma/dt) (docs/maths.md §2):
 # about 10 % at 100 steps here, 1 % at 1000. The checks run where that bias is below the
 # Monte-Carlo resolution; `test_bias_shrinks_with_steps` checks the rate itself.
 N = 1500
@@ -112,8 +114,9 @@ STEPS = {"ancestral": 1000, "euler_maruyama": 1000, "heun_ode": 100}
 @pytest.mark.parametrize("basis_name", sorted(BASES))
 def test_every_basis_reproduces_the_covariance(basis_name):
     process, denoiser = build(basis_name, "data", softness=1.0)
-    x = sample(process, denoiser, N, steps=STEPS["ancestral"],
-               generator=torch.Generator().manual_seed(3))
+    x = sample(
+        process, denoiser, N, steps=STEPS["ancestral"], generator=torch.Generator().manual_seed(3)
+    )
     assert_matches(x, COV, slack=1)
 
 
@@ -121,8 +124,9 @@ def test_every_basis_reproduces_the_covariance(basis_name):
 @pytest.mark.parametrize("softness", [math.inf, 1.0, 0.3])
 def test_every_prior_and_softness(prior, softness):
     process, denoiser = build("haar", prior, softness=softness)
-    x = sample(process, denoiser, N, steps=STEPS["ancestral"],
-               generator=torch.Generator().manual_seed(4))
+    x = sample(
+        process, denoiser, N, steps=STEPS["ancestral"], generator=torch.Generator().manual_seed(4)
+    )
     assert_matches(x, COV, slack=1)
 
 
@@ -130,8 +134,14 @@ def test_every_prior_and_softness(prior, softness):
 @pytest.mark.parametrize("softness", [math.inf, 1.0, 0.3])
 def test_every_sampler(method, softness):
     process, denoiser = build("fourier", "data", softness=softness)
-    x = sample(process, denoiser, N, steps=STEPS[method], method=method,
-               generator=torch.Generator().manual_seed(5))
+    x = sample(
+        process,
+        denoiser,
+        N,
+        steps=STEPS[method],
+        method=method,
+        generator=torch.Generator().manual_seed(5),
+    )
     assert_matches(x, COV, slack=2)
 
 
@@ -139,8 +149,9 @@ def test_scalar_schedule_standard_diffusion():
     basis = BASES["pixel"]()
     process = Process(basis, make_prior("white", basis), linear_schedule(-10, 12))
     denoiser = GaussianDenoiser(process, torch.zeros(SIZE * SIZE), COV)
-    x = sample(process, denoiser, N, steps=STEPS["ancestral"],
-               generator=torch.Generator().manual_seed(6))
+    x = sample(
+        process, denoiser, N, steps=STEPS["ancestral"], generator=torch.Generator().manual_seed(6)
+    )
     assert_matches(x, COV, slack=1)
 
 
@@ -148,8 +159,14 @@ def test_wrong_denoiser_is_caught():
     """The check can fail: a denoiser for a 20 % wider field must not pass."""
     process, _ = build("fourier", "data")
     wrong = GaussianDenoiser(process, torch.zeros(SIZE * SIZE), 1.1 * COV)
-    x = sample(process, wrong, N, steps=STEPS["heun_ode"], method="heun_ode",
-               generator=torch.Generator().manual_seed(7))
+    x = sample(
+        process,
+        wrong,
+        N,
+        steps=STEPS["heun_ode"],
+        method="heun_ode",
+        generator=torch.Generator().manual_seed(7),
+    )
     with pytest.raises(AssertionError):
         assert_matches(x, COV, slack=1)
 
@@ -163,11 +180,12 @@ def test_bias_shrinks_with_steps():
         lam, vec = torch.linalg.eigh(COV)
         w = x.flatten(1).double() @ vec / lam.sqrt()
         bias.append(1 - (w**2).mean().item())
-    assert bias[0] > 0.1  # under-dispersed, as DESIGN §2 predicts
+    assert bias[0] > 0.1  # under-dispersed, as docs/maths.md §2 predicts
     assert 2.5 < bias[0] / bias[1] < 6
 
 
 # ---------------------------------------------------------------- frozen components
+
 
 def test_frozen_components_do_not_move_bit_for_bit():
     process, denoiser = build("haar", "data", softness=0.05)
@@ -178,8 +196,15 @@ def test_frozen_components_do_not_move_bit_for_bit():
 
     for method in ("ancestral", "euler_maruyama", "heun_ode"):
         frozen_seen.clear()
-        sample_latents(process, denoiser, 8, 40, method=method, callback=callback,
-                       generator=torch.Generator().manual_seed(8))
+        sample_latents(
+            process,
+            denoiser,
+            8,
+            40,
+            method=method,
+            callback=callback,
+            generator=torch.Generator().manual_seed(8),
+        )
         ts = torch.linspace(1, 0, 41, dtype=torch.float64)
         for k in range(1, 40):
             before, after = frozen_seen[k - 1], frozen_seen[k]
@@ -191,6 +216,7 @@ def test_frozen_components_do_not_move_bit_for_bit():
 
 
 # ---------------------------------------------------------------- check 6: hard conditioning
+
 
 @pytest.mark.parametrize("method", ["ancestral", "euler_maruyama", "heun_ode"])
 def test_inpainting_matches_the_analytic_conditional(method):
@@ -205,8 +231,19 @@ def test_inpainting_matches_the_analytic_conditional(method):
     mask = mask.flatten()
     x_known = DATA[5].flatten().double()
     values = process.encode(DATA[5:6])[0]
-    x = sample(process, denoiser, N, STEPS[method], method=method, known=(mask, values),
-               generator=torch.Generator().manual_seed(9)).flatten(1).double()
+    x = (
+        sample(
+            process,
+            denoiser,
+            N,
+            STEPS[method],
+            method=method,
+            known=(mask, values),
+            generator=torch.Generator().manual_seed(9),
+        )
+        .flatten(1)
+        .double()
+    )
     k, u = mask, ~mask
     gain = COV[u][:, k] @ torch.linalg.inv(COV[k][:, k])
     cond_mean = gain @ x_known[k]
@@ -220,10 +257,14 @@ def test_inpainting_matches_the_analytic_conditional(method):
 
 # ---------------------------------------------------------------- check 7: empirical
 
+
 def test_empirical_denoiser_returns_nearest_item_at_small_noise():
     basis = BASES["dct"]()
-    process = Process(basis, make_prior("data", basis, data=DATA),
-                      soft_conditioning_schedule(torch.zeros(SIZE * SIZE), 1.0))
+    process = Process(
+        basis,
+        make_prior("data", basis, data=DATA),
+        soft_conditioning_schedule(torch.zeros(SIZE * SIZE), 1.0),
+    )
     items = DATA[:300]
     den = EmpiricalDenoiser(process, items)
     u = process.encode(items)
@@ -240,10 +281,18 @@ def test_empirical_denoiser_returns_nearest_item_at_small_noise():
 def test_empirical_sampling_reproduces_training_items():
     basis = BASES["haar"]()
     items = DATA[:200]
-    process = Process(basis, make_prior("data", basis, data=items),
-                      soft_conditioning_schedule(order_labels("scale", basis), 0.5, clip=True))
-    x = sample(process, EmpiricalDenoiser(process, items), 16, 100,
-               generator=torch.Generator().manual_seed(12))
+    process = Process(
+        basis,
+        make_prior("data", basis, data=items),
+        soft_conditioning_schedule(order_labels("scale", basis), 0.5, clip=True),
+    )
+    x = sample(
+        process,
+        EmpiricalDenoiser(process, items),
+        16,
+        100,
+        generator=torch.Generator().manual_seed(12),
+    )
     dist = torch.cdist(x.flatten(1), items.flatten(1)).min(-1).values
     assert dist.max() < 0.05 * items.flatten(1).norm(dim=1).mean()
 
@@ -264,8 +313,13 @@ def test_callback_can_cancel():
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"steps": 0}, "steps"), ({"steps": 10**6}, "steps"), ({"method": "rk4"}, "method"),
-     ({"n": 0}, "n"), ({"known": (torch.ones(3, dtype=torch.bool), torch.zeros(3))}, "known")],
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": 10**6}, "steps"),
+        ({"method": "rk4"}, "method"),
+        ({"n": 0}, "n"),
+        ({"known": (torch.ones(3, dtype=torch.bool), torch.zeros(3))}, "known"),
+    ],
 )
 def test_invalid_sampler_arguments(kwargs, name):
     process, denoiser = build()

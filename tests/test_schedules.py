@@ -1,4 +1,4 @@
-"""DESIGN §6 checks 1 and 3: schedule identities, soft-conditioning facts, worked numbers."""
+"""docs/maths.md §6 checks 1 and 3: schedule identities, soft-conditioning facts, worked numbers."""
 
 import math
 

@@ -18,10 +18,20 @@ from rgdiff_core.denoisers.network import load_checkpoint, load_network_denoiser
 from rgdiff_core.training import TrainConfig, TrainingDiverged, export_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = TrainConfig(dataset="digits", size=8, basis="dct", steps=40, batch=32, lr=2e-3, warmup=10,
-                   log_every=10, ckpt_every=10, seed=0, device="cpu",
-                   model=UNetConfig(channels=16, channel_mult=(1, 2), num_res_blocks=1,
-                                    cond_dim=32))
+TINY = TrainConfig(
+    dataset="digits",
+    size=8,
+    basis="dct",
+    steps=40,
+    batch=32,
+    lr=2e-3,
+    warmup=10,
+    log_every=10,
+    ckpt_every=10,
+    seed=0,
+    device="cpu",
+    model=UNetConfig(channels=16, channel_mult=(1, 2), num_res_blocks=1, cond_dim=32),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -81,18 +91,25 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
     export_checkpoint(base.checkpoint, tmp_path / "base.pt")
     tuned_cfg = replace(TINY, steps=1, gamma_noise=6.0, lr=1e-12, warmup=1, ema_decay=0.0)
     lines = []
-    tuned = train(tuned_cfg, tmp_path / "tuned", progress=lines.append,
-                  init_from=tmp_path / "base.pt")
+    tuned = train(
+        tuned_cfg, tmp_path / "tuned", progress=lines.append, init_from=tmp_path / "base.pt"
+    )
     assert any("weights from" in line for line in lines)
     # lr ~ 0: the raw weights are the exported (EMA) ones
-    assert all(torch.allclose(v, weights(base.denoiser.model)[k], atol=1e-6)
-               for k, v in weights(tuned.model).items())
+    assert all(
+        torch.allclose(v, weights(base.denoiser.model)[k], atol=1e-6)
+        for k, v in weights(tuned.model).items()
+    )
     fresh = train(tuned_cfg, tmp_path / "fresh", progress=None)
     assert tuned.loss_history[0] < fresh.loss_history[0]
     assert load_checkpoint(tuned.checkpoint)["gamma_noise"] == 6.0
     with pytest.raises(ValueError, match="another process"):
-        train(replace(tuned_cfg, basis="pixel"), tmp_path / "other", progress=None,
-              init_from=tmp_path / "base.pt")
+        train(
+            replace(tuned_cfg, basis="pixel"),
+            tmp_path / "other",
+            progress=None,
+            init_from=tmp_path / "base.pt",
+        )
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path):
@@ -183,13 +200,24 @@ def _free_port() -> int:
 def test_ddp_two_processes_keep_identical_replicas(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(DDP_WORKER)
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
-           "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(rank)],
-                              env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for rank in range(2)]
+    env = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "WORLD_SIZE": "2",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), str(rank)],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
     outputs = []
     try:
         for p in procs:

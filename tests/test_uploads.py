@@ -116,8 +116,12 @@ def _png16_rgb() -> bytes:
     h = w = 8
     rows = b"".join(b"\x00" + bytes(range(6)) * w for _ in range(h))
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _exif_rotated() -> bytes:
@@ -133,35 +137,63 @@ IMAGE_CASES: dict[str, tuple[str, bytes, str | None]] = {
     # not images
     "text file": ("notes.txt", b"these are notes, not pixels\n" * 20, "not a recognised image"),
     "empty file": ("empty.png", b"", "not a recognised image"),
-    "SVG": ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>',
-            "not a recognised image"),
-    "PDF": ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n",
-            "not a recognised image"),
+    "SVG": (
+        "drawing.svg",
+        b'<svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>',
+        "not a recognised image",
+    ),
+    "PDF": (
+        "paper.pdf",
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n",
+        "not a recognised image",
+    ),
     "ZIP": ("archive.png", b"PK\x03\x04" + bytes(200), "not a recognised image"),
-    "random bytes": ("noise.jpg", bytes(np.random.default_rng(0).integers(0, 256, 4096,
-                                                                          dtype=np.uint8)),
-                     "not a recognised image"),
+    "random bytes": (
+        "noise.jpg",
+        bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+        "not a recognised image",
+    ),
     # truncated or corrupt
     "PNG cut in half": ("half.png", GOOD_PNG[: len(GOOD_PNG) // 2], "truncated or corrupt"),
     "PNG header only": ("header.png", GOOD_PNG[:40], "not a recognised|truncated"),
     "JPEG cut short": ("half.jpg", encoded(rgb(), "JPEG")[:300], "[Tt]runcated"),
-    "PNG with a broken IDAT": ("crc.png", (lambda b: b[: b.index(b"IDAT") + 4]
-                                           + bytes([b[b.index(b"IDAT") + 4] ^ 0xFF])
-                                           + b[b.index(b"IDAT") + 5:])(GOOD_PNG),
-                               "truncated or corrupt"),
+    "PNG with a broken IDAT": (
+        "crc.png",
+        (
+            lambda b: (
+                b[: b.index(b"IDAT") + 4]
+                + bytes([b[b.index(b"IDAT") + 4] ^ 0xFF])
+                + b[b.index(b"IDAT") + 5 :]
+            )
+        )(GOOD_PNG),
+        "truncated or corrupt",
+    ),
     "GIF cut short": ("cut.gif", animated("GIF")[:60], "not a recognised|truncated|could not"),
     # decompression bombs and huge dimensions
     "PNG claiming 8000 x 8000": ("claims.png", png_claiming(8000, 8000), "too large"),
     "PNG claiming 30000 x 30000": ("claims.png", png_claiming(30000, 30000), "too large"),
-    "deflate bomb 20000 x 20000": ("bomb.png", encoded(Image.new("1", (20000, 20000))),
-                                   "too large"),
-    "GIF screen 65535 x 65535": ("screen.gif", (lambda g: g[:6] + struct.pack("<HH", 65535, 65535)
-                                                + g[10:])(encoded(Image.new("P", (4, 4)), "GIF")),
-                                 "too large"),
-    "zTXt text bomb": ("text.png", with_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(
-        b"a" * (64 << 20), 9)), "too large"),
-    "iCCP profile bomb": ("icc.png", with_chunk(b"iCCP", b"p\x00\x00" + zlib.compress(
-        b"a" * (64 << 20), 9)), "too large"),
+    "deflate bomb 20000 x 20000": (
+        "bomb.png",
+        encoded(Image.new("1", (20000, 20000))),
+        "too large",
+    ),
+    "GIF screen 65535 x 65535": (
+        "screen.gif",
+        (lambda g: g[:6] + struct.pack("<HH", 65535, 65535) + g[10:])(
+            encoded(Image.new("P", (4, 4)), "GIF")
+        ),
+        "too large",
+    ),
+    "zTXt text bomb": (
+        "text.png",
+        with_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"a" * (64 << 20), 9)),
+        "too large",
+    ),
+    "iCCP profile bomb": (
+        "icc.png",
+        with_chunk(b"iCCP", b"p\x00\x00" + zlib.compress(b"a" * (64 << 20), 9)),
+        "too large",
+    ),
     "1 x 40000 strip": ("strip.png", encoded(Image.new("L", (40000, 1), 200)), None),
     "7000 x 7000 (49 MP)": ("big.png", encoded(Image.new("1", (7000, 7000))), None),
     # animations: the first frame is used
@@ -215,8 +247,7 @@ def test_decompression_bomb_is_refused_before_decoding(monkeypatch):
 
 @pytest.fixture(scope="module")
 def upload_page():
-    at = open_app_page("basis", {"basis": "dct", "prior": "data"}, {"size": SIZE,
-                                                                   "data": "upload"})
+    at = open_app_page("basis", {"basis": "dct", "prior": "data"}, {"size": SIZE, "data": "upload"})
     assert not at.exception, app_errors(at)
     return at
 
@@ -238,8 +269,7 @@ def errors(at) -> str:
 
 def _upload_and_check(at, key: str, name: str, raw: bytes, expect: str | None, intro: str):
     kind = "image/png" if name.endswith(".png") else "application/octet-stream"
-    uploader(at, key).set_value([(name, raw, kind)] if key == "data_upload"
-                                else (name, raw, kind))
+    uploader(at, key).set_value([(name, raw, kind)] if key == "data_upload" else (name, raw, kind))
     at.run()
     assert not at.exception, app_errors(at)
     assert not any("Traceback" in e.value for e in at.error)
@@ -255,8 +285,9 @@ def _upload_and_check(at, key: str, name: str, raw: bytes, expect: str | None, i
 @pytest.mark.parametrize("case", list(IMAGE_CASES))
 def test_image_as_dataset(upload_page, case):
     name, raw, expect = IMAGE_CASES[case]
-    _upload_and_check(upload_page, "data_upload", name, raw, expect,
-                      "Could not use the uploaded images")
+    _upload_and_check(
+        upload_page, "data_upload", name, raw, expect, "Could not use the uploaded images"
+    )
     assert upload_page.session_state["basis"] == "dct"  # nothing else changed
 
 
@@ -264,7 +295,8 @@ def test_image_as_dataset(upload_page, case):
 def test_every_pil_mode_as_dataset(upload_page, case):
     # two files, so PCA / the data prior have enough images
     uploader(upload_page, "data_upload").set_value(
-        [(f"a-{case}", MODE_CASES[case], "image/png"), ("b.png", GOOD_PNG, "image/png")])
+        [(f"a-{case}", MODE_CASES[case], "image/png"), ("b.png", GOOD_PNG, "image/png")]
+    )
     upload_page.run()
     assert not upload_page.exception, app_errors(upload_page)
     assert not upload_page.error, errors(upload_page)
@@ -296,18 +328,29 @@ SCHEDULE_CASES: dict[str, tuple[bytes, str | None]] = {
     "softness not on the grid": (json.dumps({"settings": {"soft": 0.123}}).encode(), "soft must"),
     "NaN gamma": (b'{"family": "linear", "gamma_min": NaN}', "gamma_min"),
     "Infinity labels": (b'{"family": "soft", "labels": [1, Infinity], "softness": 1}', "labels"),
-    "string softness": (json.dumps({"schedule": {"family": "soft", "labels": [0, 1],
-                                                 "softness": "abc"}}).encode(), "softness"),
-    "ragged labels": (json.dumps({"family": "soft", "labels": [[1, 2], [3]],
-                                  "softness": 1}).encode(), "schedule"),
-    "labels of text": (json.dumps({"family": "soft", "labels": ["a"], "softness": 1}).encode(),
-                       "schedule"),
+    "string softness": (
+        json.dumps({"schedule": {"family": "soft", "labels": [0, 1], "softness": "abc"}}).encode(),
+        "softness",
+    ),
+    "ragged labels": (
+        json.dumps({"family": "soft", "labels": [[1, 2], [3]], "softness": 1}).encode(),
+        "schedule",
+    ),
+    "labels of text": (
+        json.dumps({"family": "soft", "labels": ["a"], "softness": 1}).encode(),
+        "schedule",
+    ),
     "extra field": (json.dumps({"family": "linear", "colour": 3}).encode(), "wrong fields"),
     "no family": (json.dumps({"schedule": {"gamma_min": 1}}).encode(), "family"),
-    "wrong size": (json.dumps({"family": "soft", "labels": list(range(9)),
-                               "softness": 1.0}).encode(), "has 9 components"),
-    "byte-order mark": (b"\xef\xbb\xbf" + json.dumps({"family": "linear", "gamma_min": -5,
-                                                      "gamma_max": 5}).encode(), None),
+    "wrong size": (
+        json.dumps({"family": "soft", "labels": list(range(9)), "softness": 1.0}).encode(),
+        "has 9 components",
+    ),
+    "byte-order mark": (
+        b"\xef\xbb\xbf"
+        + json.dumps({"family": "linear", "gamma_min": -5, "gamma_max": 5}).encode(),
+        None,
+    ),
 }
 
 
@@ -360,8 +403,10 @@ def sampling_page():
         ("not JSON", b"{nope"),
         ("binary", bytes(range(256))),
         ("wrong format", b'{"format": "other", "settings": {}}'),
-        ("bad value", json.dumps({"format": "rgdiff-sampling",
-                                  "settings": {"steps": "many"}}).encode()),
+        (
+            "bad value",
+            json.dumps({"format": "rgdiff-sampling", "settings": {"steps": "many"}}).encode(),
+        ),
         ("nested 100000 deep", b"[" * 100_000 + b"]" * 100_000),
     ],
 )
@@ -415,15 +460,28 @@ def _tiny_checkpoint(path: Path, poison: bool = False) -> dict:
     labels = order_labels("variance", basis, variances=lam)
     process = Process(basis, prior, soft_conditioning_schedule(labels, 1.0, variances=v))
     torch.manual_seed(0)
-    den = NetworkDenoiser(process, UNetConfig(channels=8, channel_mult=(1, 2),
-                                              num_res_blocks=1, cond_dim=16))
+    den = NetworkDenoiser(
+        process, UNetConfig(channels=8, channel_mult=(1, 2), num_res_blocks=1, cond_dim=16)
+    )
     state = den.model.state_dict()
     if poison:
-        state = {k: torch.full_like(t, float("nan")) if t.is_floating_point() else t
-                 for k, t in state.items()}
-    return save_checkpoint(path, den, dataset="digits", order="variance", labels=labels,
-                           data_variances=v, gamma_denoise=-7.0, gamma_noise=3.0, clip=False,
-                           softness_family={"kind": "fixed"}, state_dict=state)
+        state = {
+            k: torch.full_like(t, float("nan")) if t.is_floating_point() else t
+            for k, t in state.items()
+        }
+    return save_checkpoint(
+        path,
+        den,
+        dataset="digits",
+        order="variance",
+        labels=labels,
+        data_variances=v,
+        gamma_denoise=-7.0,
+        gamma_noise=3.0,
+        clip=False,
+        softness_family={"kind": "fixed"},
+        state_dict=state,
+    )
 
 
 def _write_case(case: str, path: Path, target: Path) -> None:
@@ -496,8 +554,9 @@ def test_checkpoint_on_the_sampling_page(case, models_dir, tmp_path):
     name = "case-" + "".join(c if c.isalnum() else "_" for c in case) + ".pt"
     target = tmp_path / "pwned"
     _write_case(case, models_dir / name, target)
-    at = open_app_page("sampling", {"den": f"network:{name}", "steps": 10, "batch": 2},
-                       {"size": SIZE})
+    at = open_app_page(
+        "sampling", {"den": f"network:{name}", "steps": 10, "batch": 2}, {"size": SIZE}
+    )
     assert not at.exception, app_errors(at)
     assert CHECKPOINT_CASES[case].split(":")[0] in errors(at), errors(at)
     assert not target.exists(), "a pickle in the file was executed"
@@ -509,8 +568,11 @@ def test_poisoned_weights_stop_the_run_with_a_message(models_dir, navigation_mod
     """A well-formed checkpoint whose weights are NaN: the run stops at the first step with
     a message instead of showing NaN images, and the page keeps working."""
     _tiny_checkpoint(models_dir / "poisoned.pt", poison=True)
-    at = open_app_page("sampling", {"den": "network:poisoned.pt", "steps": 10, "batch": 2,
-                                    "basis": "dct", "prior": "data"}, {"size": SIZE})
+    at = open_app_page(
+        "sampling",
+        {"den": "network:poisoned.pt", "steps": 10, "batch": 2, "basis": "dct", "prior": "data"},
+        {"size": SIZE},
+    )
     at.button(key="run_button").click().run()
     assert not at.exception, app_errors(at)
     warnings = " ".join(w.value for w in at.warning)

@@ -12,7 +12,17 @@ from .network import (
     save_checkpoint,
 )
 
-__all__ = ["EmpiricalDenoiser", "GaussianDenoiser", "component_covariance", "UNet",
-           "UNetConfig", "CheckpointError", "GammaConditionedNet", "NetworkDenoiser",
-           "load_checkpoint", "load_network_denoiser", "process_from_checkpoint",
-           "save_checkpoint"]
+__all__ = [
+    "EmpiricalDenoiser",
+    "GaussianDenoiser",
+    "component_covariance",
+    "UNet",
+    "UNetConfig",
+    "CheckpointError",
+    "GammaConditionedNet",
+    "NetworkDenoiser",
+    "load_checkpoint",
+    "load_network_denoiser",
+    "process_from_checkpoint",
+    "save_checkpoint",
+]

@@ -1,4 +1,4 @@
-"""Exact denoisers (DESIGN §4). Both return x0_hat = E[u | z_t] in whitened components.
+"""Exact denoisers (docs/maths.md §4). Both return x0_hat = E[u | z_t] in whitened components.
 
 Gaussian data u ~ N(mu, Sigma) observed as z = alpha u + sigma eps (alpha, sigma diagonal):
 
@@ -47,19 +47,21 @@ class GaussianDenoiser(nn.Module):
     reference for the elementwise route; same answer, slower).
     """
 
-    def __init__(self, process, mean: Tensor, cov: Tensor, jitter: float = 1e-6,
-                 dense: bool = False):
+    def __init__(
+        self, process, mean: Tensor, cov: Tensor, jitter: float = 1e-6, dense: bool = False
+    ):
         super().__init__()
         d = process.dim
         mean = torch.as_tensor(mean, dtype=torch.float64).flatten()
         if mean.numel() != d or not torch.isfinite(mean).all():
-            raise ValueError(f"mean must have {d} finite entries, got {mean.numel()} "
-                             f"({int((~torch.isfinite(mean)).sum())} not finite)")
+            raise ValueError(
+                f"mean must have {d} finite entries, got {mean.numel()} "
+                f"({int((~torch.isfinite(mean)).sum())} not finite)"
+            )
         cov = torch.as_tensor(cov)
         if cov.shape == (d, d) and not torch.isfinite(cov).all():
             raise ValueError("cov must hold finite numbers")
-        if isinstance(jitter, bool) or not (isinstance(jitter, (int, float))
-                                            and 0 <= jitter < 1):
+        if isinstance(jitter, bool) or not (isinstance(jitter, (int, float)) and 0 <= jitter < 1):
             raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
         if not isinstance(dense, bool):
             raise ValueError(f"dense must be True or False, got {dense!r}")
@@ -91,8 +93,10 @@ class GaussianDenoiser(nn.Module):
         """The exact denoiser of the Gaussian with the data's mean and covariance (D <= 4096):
         all second-order structure, nothing beyond it."""
         if data.ndim != 4 or tuple(data.shape[1:]) != tuple(process.shape):
-            raise ValueError(f"data must have shape (N, {', '.join(map(str, process.shape))}),"
-                             f" got {tuple(data.shape)}")
+            raise ValueError(
+                f"data must have shape (N, {', '.join(map(str, process.shape))}),"
+                f" got {tuple(data.shape)}"
+            )
         if process.dim > 4096:
             raise ValueError(f"a fitted Gaussian needs D <= 4096 components, got {process.dim}")
         if data.shape[0] < 1 or not torch.isfinite(data).all():
@@ -144,8 +148,10 @@ class EmpiricalDenoiser(nn.Module):
     def __init__(self, process, data: Tensor, batch: int = 1024):
         super().__init__()
         if data.ndim != 4 or tuple(data.shape[1:]) != tuple(process.shape):
-            raise ValueError(f"data must have shape (N, {', '.join(map(str, process.shape))}),"
-                             f" got {tuple(data.shape)}")
+            raise ValueError(
+                f"data must have shape (N, {', '.join(map(str, process.shape))}),"
+                f" got {tuple(data.shape)}"
+            )
         if data.shape[0] < 1:
             raise ValueError("data must hold at least one item")
         if not torch.isfinite(data).all():
@@ -153,15 +159,24 @@ class EmpiricalDenoiser(nn.Module):
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
         with torch.no_grad():
-            items = torch.cat([process.encode(data[i:i + batch].to(process.device))
-                               for i in range(0, data.shape[0], batch)])
+            items = torch.cat(
+                [
+                    process.encode(data[i : i + batch].to(process.device))
+                    for i in range(0, data.shape[0], batch)
+                ]
+            )
         self.process = process
         self.register_buffer("items", items.contiguous())
         self.register_buffer("items_sq", (items * items).contiguous())
         self.nfe = 0
 
-    def forward(self, z: Tensor, t: Tensor | float, state: NoiseState | None = None,
-                return_weights: bool = False):
+    def forward(
+        self,
+        z: Tensor,
+        t: Tensor | float,
+        state: NoiseState | None = None,
+        return_weights: bool = False,
+    ):
         if state is None:
             state = self.process.noise_state(t, like=z)
         self.nfe += 1

@@ -45,8 +45,15 @@ class UNetConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
-        for name in ("in_channels", "out_channels", "channels", "num_res_blocks", "heads",
-                     "cond_dim", "groups"):
+        for name in (
+            "in_channels",
+            "out_channels",
+            "channels",
+            "num_res_blocks",
+            "heads",
+            "cond_dim",
+            "groups",
+        ):
             positive_int(name, getattr(self, name))
         mult = tuple(self.channel_mult)
         if not mult:
@@ -56,11 +63,14 @@ class UNetConfig:
         object.__setattr__(self, "channel_mult", mult)
         for width in {self.channels * m for m in mult}:
             if width % self.groups:
-                raise ValueError(f"groups ({self.groups}) must divide every level width, "
-                                 f"not {width}")
+                raise ValueError(
+                    f"groups ({self.groups}) must divide every level width, not {width}"
+                )
         if self.attention and (self.channels * mult[-1]) % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide the lowest level width "
-                             f"({self.channels * mult[-1]})")
+            raise ValueError(
+                f"heads ({self.heads}) must divide the lowest level width "
+                f"({self.channels * mult[-1]})"
+            )
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -118,8 +128,12 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w) \
-            .transpose(-1, -2).unbind(1)  # each (B, heads, HW, c / heads)
+        q, k, v = (
+            self.qkv(self.norm(x))
+            .reshape(b, 3, self.heads, c // self.heads, h * w)
+            .transpose(-1, -2)
+            .unbind(1)
+        )  # each (B, heads, HW, c / heads)
         out = F.scaled_dot_product_attention(q, k, v)
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
@@ -152,8 +166,11 @@ class UNet(nn.Module):
                 self.up.append(ResBlock(c + skips.pop(), widths[level], **block))
                 c = widths[level]
             if level > 0:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
-                                             nn.Conv2d(c, c, 3, padding=1)))
+                self.up.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2.0, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)
+                    )
+                )
         self.norm_out = nn.GroupNorm(cfg.groups, c)
         self.conv_out = _zero(nn.Conv2d(c, cfg.out_channels, 3, padding=1))
         self._factor = 2 ** (len(widths) - 1)
@@ -161,14 +178,17 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         cfg = self.config
         if x.ndim != 4 or x.shape[1] != cfg.in_channels:
-            raise ValueError(f"x must have shape (B, {cfg.in_channels}, H, W), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (B, {cfg.in_channels}, H, W), got {tuple(x.shape)}"
+            )
         if x.shape[-2] % self._factor or x.shape[-1] % self._factor:
-            raise ValueError(f"H and W must be divisible by {self._factor}, "
-                             f"got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"H and W must be divisible by {self._factor}, got {tuple(x.shape[-2:])}"
+            )
         if cond.shape != (x.shape[0], cfg.cond_dim):
-            raise ValueError(f"cond must have shape ({x.shape[0]}, {cfg.cond_dim}), "
-                             f"got {tuple(cond.shape)}")
+            raise ValueError(
+                f"cond must have shape ({x.shape[0]}, {cfg.cond_dim}), got {tuple(cond.shape)}"
+            )
         h = self.conv_in(x)
         hs = [h]
         for layer in self.down:
@@ -189,4 +209,3 @@ class UNet(nn.Module):
 def parameter_count(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
