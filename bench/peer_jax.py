@@ -1,5 +1,6 @@
 """The peer work in JAX: the same computation as bench_core.py --peer-work, for timing side by
-side with the torch library (the authors' reference code is JAX). Written here from docs/maths.md §1-2
+side with the torch library (the authors' reference code is JAX).
+Written here from docs/maths.md §1-2
 and rgdiff_core.samplers, not ported; needs `pip install -r requirements-bench.txt`.
 
     python bench/peer_jax.py          # check against the torch pieces, then time it

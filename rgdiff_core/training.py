@@ -1,4 +1,5 @@
-"""Training the network denoiser over a family of soft-conditioning schedules (docs/maths.md §2, §4).
+"""Training the network denoiser over a family of soft-conditioning schedules 
+(docs/maths.md §2, §4).
 
 One network serves the whole softness slider: each training example gets its own time and its
 own softness, and the network sees the resulting per-component noise state gamma (B, D).

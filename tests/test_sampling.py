@@ -104,7 +104,8 @@ def test_data_matched_prior_has_unit_second_moment(basis_name):
 
 # ---------------------------------------------------------------- check 5: exact sampling
 
-# The plug-in ancestral and Euler-Maruyama steps under-disperse by O(h dgamma/dt) (docs/maths.md §2):
+# The plug-in ancestral and Euler-Maruyama steps under-disperse by O(h dgamma/dt)
+# (docs/maths.md §2):
 # about 10 % at 100 steps here, 1 % at 1000. The checks run where that bias is below the
 # Monte-Carlo resolution; `test_bias_shrinks_with_steps` checks the rate itself.
 N = 1500
