@@ -59,6 +59,7 @@ chromium:
 
 test: venv-dev chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 # The full page fuzz: 300 combinations per page from seed 0 (RGDIFF_FUZZ_SEED / _N override;
@@ -74,6 +75,7 @@ load: venv-dev chromium
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff format --check .
 
 format: venv-dev

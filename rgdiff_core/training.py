@@ -1,4 +1,4 @@
-"""Training the network denoiser over a family of soft-conditioning schedules 
+"""Training the network denoiser over a family of soft-conditioning schedules
 (docs/maths.md §2, §4).
 
 One network serves the whole softness slider: each training example gets its own time and its
