@@ -76,7 +76,6 @@ load: venv-dev chromium
 lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/ruff format --check .
 
 format: venv-dev
 	$(VENV)/bin/ruff format .
