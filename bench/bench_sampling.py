@@ -60,7 +60,7 @@ def build(device: str):
 def page_run(process, den, n: int, device: str):
     """The Sampling page's run: recorded trajectory and the live preview callback, with the
     preview rendered and PNG-encoded as st.image would; returns (run, update times)."""
-    from ui.sampling import RECORD, LiveProgress
+    from ui.runs import RECORD, LiveProgress
 
     stamps = []
     live = LiveProgress(

@@ -191,11 +191,11 @@ def navigation_mode(monkeypatch):
 @pytest.fixture
 def models_dir(tmp_path, monkeypatch):
     """An empty folder the app takes for assets/models/ (its checkpoints)."""
-    from ui import sampling
+    from ui import denoiser_choice
 
     folder = tmp_path / "models"
     folder.mkdir()
-    monkeypatch.setattr(sampling, "MODELS_DIR", folder)
+    monkeypatch.setattr(denoiser_choice, "MODELS_DIR", folder)
     return folder
 
 

@@ -12,8 +12,10 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from rgdiff_core import viz
 from tests.conftest import APP, app_errors
-from ui import sampling, state
+from ui import denoiser_choice, exports, state
+from ui.runs import MAX_STORED_BYTES, remember, stored_bytes
 
 SIDEBAR = {"data": "digits", "size": 16}
 
@@ -125,7 +127,7 @@ def test_sampling_sweep_same_seed_side_by_side():
     runs = stored(at)[-1]
     assert [r.meta["softness"] for r in runs] == [float("inf"), 3.0, 1.0, 0.3, 0.1]
     assert sum(c == "x_t" for c in captions(at)) == 5  # one column per softness
-    gif = Image.open(io.BytesIO(sampling.trajectory_gif(runs)))
+    gif = Image.open(io.BytesIO(exports.trajectory_gif(runs)))
     assert gif.n_frames == len(runs[0].trajectory) == 10
 
 
@@ -161,13 +163,13 @@ def test_sampling_exports_decode_and_settings_reload_same_samples():
     at = open_page("sampling", query, sidebar={"seed": 7})
     click(at, "run_button")
     first = stored(at)[-1]
-    gif = Image.open(io.BytesIO(sampling.trajectory_gif([first])))
+    gif = Image.open(io.BytesIO(exports.trajectory_gif([first])))
     assert gif.n_frames == 12
-    png = Image.open(io.BytesIO(sampling.viz.encode_png(sampling.grid_image(first.samples))))
+    png = Image.open(io.BytesIO(viz.encode_png(exports.grid_image(first.samples))))
     assert png.size[0] > 16
     labels = [d.label for d in at.get("download_button")]
     assert labels == ["Trajectory as GIF", "Samples as PNG", "Settings as JSON"]
-    text = sampling.settings_json(sampling.settings_snapshot(at.session_state), {})
+    text = exports.settings_json(exports.settings_snapshot(at.session_state), {})
     doc = json.loads(text)
     assert doc["settings"]["seed"] == "7" and doc["settings"]["basis"] == "dct"
 
@@ -176,7 +178,7 @@ def test_sampling_exports_decode_and_settings_reload_same_samples():
     fresh.run()
     assert not fresh.exception, app_errors(fresh)
     assert "Settings loaded" in texts(fresh.success)
-    for key, value in sampling.parse_settings_file(text.encode()).items():
+    for key, value in exports.parse_settings_file(text.encode()).items():
         assert fresh.session_state[key] == value, key
     click(fresh, "run_button")
     again = stored(fresh)[-1]
@@ -302,14 +304,14 @@ def test_conditioning_wrong_basis_offers_switch():
     assert at.session_state["basis"] == "wavelet" and not at.warning
 
 
-@pytest.mark.skipif(not sampling.network_files(), reason="no trained checkpoints shipped")
+@pytest.mark.skipif(not denoiser_choice.network_files(), reason="no trained checkpoints shipped")
 def test_sampling_with_a_trained_network():
-    name = sampling.network_files()[0]
+    name = denoiser_choice.network_files()[0]
     at = open_page("sampling", {"den": f"network:{name}", "steps": 10, "batch": 2})
     assert "This network was trained for" in texts(at.error)
     click(at, "den_net_settings")
     assert not at.error
-    trained = sampling.network_settings(f"network:{name}")
+    trained = denoiser_choice.network_settings(f"network:{name}")
     assert at.slider(key="gn").value == trained["gn"]
     assert "outside what it has seen" not in texts(at.warning)
     at.slider(key="gn").set_value(trained["gn"] + 5).run()
@@ -329,7 +331,7 @@ def test_interrupt_keeps_partial_run():
         import streamlit as st
         from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
-        from ui import sampling as s
+        from ui import runs as s
 
         st.write("ready")
         if st.session_state.get("go"):
@@ -355,15 +357,15 @@ def test_stored_runs_are_bounded_in_bytes():
     the newest run is kept even when it alone is larger."""
     from collections import OrderedDict
 
-    big = sampling.MAX_STORED_BYTES // 3 + 1024  # bytes: three of these do not fit
+    big = MAX_STORED_BYTES // 3 + 1024  # bytes: three of these do not fit
     store: OrderedDict = OrderedDict()
     for i in range(5):
-        sampling.remember(i, [torch.zeros(big // 4)], store)
+        remember(i, [torch.zeros(big // 4)], store)
     assert list(store) == [3, 4]
-    sampling.remember("huge", torch.zeros(sampling.MAX_STORED_BYTES // 8), store)  # half the bytes
+    remember("huge", torch.zeros(MAX_STORED_BYTES // 8), store)  # half the bytes
     assert list(store) == [4, "huge"]
-    assert sum(map(sampling.stored_bytes, store.values())) <= sampling.MAX_STORED_BYTES
-    sampling.remember("huger", torch.zeros(sampling.MAX_STORED_BYTES // 2), store)  # 2x
+    assert sum(map(stored_bytes, store.values())) <= MAX_STORED_BYTES
+    remember("huger", torch.zeros(MAX_STORED_BYTES // 2), store)  # 2x
     assert list(store) == ["huger"]
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import app_errors, open_app_page
 
-from ui import cache, files, sampling, state, widgets
+from ui import cache, custom_labels, exports, files, state
 from ui.specs import BasisSpec, DataSpec, PriorSpec, ScheduleSpec
 
 SIZE = 16
@@ -126,7 +126,7 @@ def test_schedule_designer_custom_order_from_an_uploaded_file():
     assert len(at.get("plotly_chart")) >= 4
     assert any("Labels from **centre.csv**: 256 numbers" in c.value for c in at.caption)
     # the schedule uses exactly these labels: the centre pixel first, the corners last
-    digest, _ = at.session_state[widgets.labels_slot("")]
+    digest, _ = at.session_state[custom_labels.labels_slot("")]
     spec = ScheduleSpec(order="custom", softness=0.1, clip=True, labels=digest)
     data = DataSpec(dataset="digits", size=SIZE)
     info = cache.schedule(data, BasisSpec(name="pixel"), PriorSpec(), spec)
@@ -141,12 +141,12 @@ def test_a_bad_labels_file_keeps_the_labels_loaded_before():
     at = _custom_schedule_page()
     _labels_uploader(at).set_value(("good.csv", files.labels_csv(CENTRE_OUT, "t").encode(), ""))
     at.run()
-    held = at.session_state[widgets.labels_slot("")]
+    held = at.session_state[custom_labels.labels_slot("")]
     _labels_uploader(at).set_value(("bad.csv", b"1,2,3", "text/csv"))
     at.run()
     assert not at.exception, app_errors(at)
     assert any("Could not use **bad.csv**" in e.value and "holds 3" in e.value for e in at.error)
-    assert at.session_state[widgets.labels_slot("")] == held
+    assert at.session_state[custom_labels.labels_slot("")] == held
     assert len(at.get("plotly_chart")) >= 4  # the page still shows the good labels
 
 
@@ -191,16 +191,16 @@ def test_sampling_with_custom_labels(navigation_mode):
 
 def test_sampling_settings_file_carries_the_custom_labels():
     settings = {"order": "custom", "basis": "pixel", "size": "16"}
-    doc = json.loads(sampling.settings_json(settings, {}, labels=CENTRE_OUT))
+    doc = json.loads(exports.settings_json(settings, {}, labels=CENTRE_OUT))
     assert len(doc["labels"]) == D
-    values = sampling.parse_settings_file(json.dumps(doc).encode())
-    np.testing.assert_array_equal(values[sampling.LABELS_KEY], CENTRE_OUT)
+    values = exports.parse_settings_file(json.dumps(doc).encode())
+    np.testing.assert_array_equal(values[exports.LABELS_KEY], CENTRE_OUT)
     # no labels written for another order, and bad labels are refused
-    other = json.loads(sampling.settings_json({"order": "scale"}, {}, labels=CENTRE_OUT))
+    other = json.loads(exports.settings_json({"order": "scale"}, {}, labels=CENTRE_OUT))
     assert "labels" not in other
     doc["labels"] = ["x"]
     with pytest.raises(ValueError, match="labels: labels must be real numbers"):
-        sampling.parse_settings_file(json.dumps(doc).encode())
+        exports.parse_settings_file(json.dumps(doc).encode())
 
 
 def test_schedule_file_with_custom_settings_carries_its_labels():

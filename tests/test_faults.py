@@ -15,7 +15,8 @@ from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
 from tests.browser import no_errors, wait_idle
 from tests.conftest import app_errors, open_app_page
 from tests.test_uploads import _tiny_checkpoint
-from ui import sampling
+from ui import run_controls
+from ui.runs import LiveProgress
 
 SIDE = {"size": 16}
 
@@ -51,14 +52,14 @@ def test_run_stopped_part_way_keeps_the_partial_run_and_a_later_run_works(monkey
     interrupts the sampler at its next progress update: simulated by raising, at step 30 of
     200, the rerun Streamlit raises there, then running the page with the Stop click."""
     at = open_app_page("sampling", {"steps": 200, "batch": 4}, SIDE)
-    orig = sampling.LiveProgress.__call__
+    orig = LiveProgress.__call__
 
     def interrupted(self, *args, **kwargs):
         if kwargs.get("step", args[0] if args else None) == 30:
             raise RerunException(None)
         return orig(self, *args, **kwargs)
 
-    monkeypatch.setattr(sampling.LiveProgress, "__call__", interrupted)
+    monkeypatch.setattr(LiveProgress, "__call__", interrupted)
     at.button(key="run_button").click().run()
     assert not at.exception, app_errors(at)
     at.button(key="stop_button").click().run()  # the run the Stop click asked for
@@ -66,7 +67,7 @@ def test_run_stopped_part_way_keeps_the_partial_run_and_a_later_run_works(monkey
     run = runs(at)[-1]
     assert run.cancelled and run.steps_done == 31 and torch.isfinite(run.samples).all()
     assert "Cancelled (stopped) after 31 of 200 steps" in texts(at.warning)
-    monkeypatch.setattr(sampling.LiveProgress, "__call__", orig)
+    monkeypatch.setattr(LiveProgress, "__call__", orig)
     again = run_button(at)
     assert not again.cancelled and again.steps_done == 200
     assert "Cancelled" not in texts(at.warning)
@@ -147,12 +148,12 @@ def test_out_of_memory_while_building_the_denoiser(monkeypatch):
 
 
 def test_tiny_memory_cap_refuses_the_batch_with_the_largest_that_fits(monkeypatch):
-    monkeypatch.setattr(sampling, "CPU_BUDGET", 2_000_000)  # 2 MB
+    monkeypatch.setattr(run_controls, "CPU_BUDGET", 2_000_000)  # 2 MB
     at = open_app_page("sampling", {"steps": 10, "batch": 16}, SIDE)
     assert not at.exception, app_errors(at)
     assert "the largest batch is" in texts(at.error)
     assert "run_button" not in [b.key for b in at.button]
-    monkeypatch.setattr(sampling, "CPU_BUDGET", 2 * 1024**3)
+    monkeypatch.setattr(run_controls, "CPU_BUDGET", 2 * 1024**3)
     at.run()
     assert run_button(at).steps_done == 10
 

@@ -4,6 +4,8 @@ Every control has a key, and every key is also its URL query parameter (bind="qu
 so a view is `/<page>?key=value&...`. A preset is a plain dict of keys -> values; its link is
 the page URL with those values encoded exactly as Streamlit writes them (`query_value`).
 Keys of the process pickers take a prefix: "" for the main process, "b_" for the A/B process.
+The options of the library's choices come from its registries, in their registration order
+(the order the pickers show), so a name is typed once.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rgdiff_core import bases, data, priors, schedules
+from rgdiff_core.experiments import SWEEP_SOFTNESS
+
 # ---------------------------------------------------------------- options
 
-DATASETS = ("digits", "patches", "fields", "shapes", "upload")
+DATASETS = (*data.DATASETS, "upload")
 SIZES = (16, 32, 64)
 DEVICES = ("auto", "cpu", "cuda")
-BASES = ("pixel", "pca", "fourier", "dct", "wavelet")
+BASES = tuple(bases.BASES)
 WAVELETS = ("haar", "db2", "db4", "sym4", "coif1")
 LEVELS = ("max", "1", "2", "3", "4", "5", "6")
-PRIORS = ("white", "data", "power_law")
-FAMILIES = ("linear", "cosine", "vp", "soft")
-ORDERS = ("variance", "scale", "row", "column", "raster", "scale_column", "custom")
+PRIORS = tuple(k for k in priors.PRIORS if k != "explicit")  # explicit: a library-only prior
+FAMILIES = tuple(schedules.SCHEDULES)
+ORDERS = schedules.ORDERS
 # Softness on a log grid, left = diffusion (equal-SNR at infinity), right = autoregressive.
 SOFTNESS = (
     math.inf,
@@ -93,6 +98,11 @@ def format_softness(s: float) -> str:
     return "inf" if math.isinf(s) else f"{s:g}"
 
 
+SOFT_TEXT = tuple(format_softness(s) for s in SOFTNESS)  # the sweep's options, as shown
+SWEEP_DEFAULT = tuple(format_softness(s) for s in SWEEP_SOFTNESS)
+SAMPLING_MODES = ("single", "sweep")
+
+
 # ---------------------------------------------------------------- defaults
 
 SIDEBAR_DEFAULTS: dict[str, Any] = {"data": "digits", "size": 32, "device": "auto", "seed": 0}
@@ -136,14 +146,30 @@ PAGE_DEFAULTS: dict[str, Any] = {
     "t": 0.5,
     "play": False,
     "ab": False,
+    "k0": 2.0,  # Conditioning: known frequencies |k| <= k0
+    "extra": 8,  # Conditioning: columns added by the extension
+}
+
+# Run controls of the Sampling, Compare and Conditioning pages (B of Compare shares them).
+RUN_DEFAULTS: dict[str, Any] = {
+    "den": "empirical",
+    "cden": "gaussian_fit",  # conditioning (the empirical one returns one training item)
+    "sampler": "ancestral",
+    "steps": 100,
+    "batch": 16,
+    "mode": "single",
+    "tlimit": 120.0,
+    "sweep": list(SWEEP_DEFAULT),
+    "cn": 8,  # conditioning: samples
 }
 
 
 def default(key: str) -> Any:
-    """Default value of a widget key (process keys may carry the "b_" prefix)."""
+    """Default value of a widget key (process and run keys may carry the "b_" prefix)."""
     if key.startswith("b_"):
-        return B_DEFAULTS[key[2:]]
-    for table in (SIDEBAR_DEFAULTS, PROCESS_DEFAULTS, PAGE_DEFAULTS):
+        name = key[2:]
+        return B_DEFAULTS[name] if name in B_DEFAULTS else RUN_DEFAULTS[name]
+    for table in (SIDEBAR_DEFAULTS, PROCESS_DEFAULTS, PAGE_DEFAULTS, RUN_DEFAULTS):
         if key in table:
             return table[key]
     raise KeyError(f"unknown widget key {key!r}")

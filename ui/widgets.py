@@ -11,12 +11,11 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numpy as np
 import streamlit as st
 import torch
 
 from rgdiff_core import viz
-from ui import state
+from ui import custom_labels, state
 from ui.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
 
 T = TypeVar("T")
@@ -255,7 +254,7 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None, dim: int = 0) -
         "wavelet level, then column (the paper's wavelet experiment); custom: your own "
         "labels, one per component, from a file.",
     )
-    labels = custom_labels_input(prefix, dim) if order == "custom" else ""
+    labels = custom_labels.custom_labels_input(prefix, dim) if order == "custom" else ""
     if softness_slot is not None:
         with softness_slot:
             softness = softness_slider(prefix)
@@ -306,62 +305,6 @@ def process_picker(data: DataSpec, prefix: str = "", softness_slot: Any = None) 
     p = prior_picker(prefix)
     s = schedule_picker(prefix, softness_slot, dim=math.prod(data.shape))
     return ProcessSpec(data=data, basis=b, prior=p, schedule=s)
-
-
-def labels_slot(prefix: str = "") -> str:
-    """Session-state key of the custom labels in use: (digest, source name). Not a widget
-    key, so the labels stay while the user moves between pages."""
-    return f"_{prefix}custom_labels"
-
-
-def hold_labels(prefix: str, labels: np.ndarray, source: str) -> None:
-    """Make `labels` (from the file named `source`) the custom labels of `prefix`."""
-    from ui import cache
-
-    st.session_state[labels_slot(prefix)] = (cache.register_labels(labels), source)
-
-
-def labels_in_use(prefix: str = "") -> np.ndarray | None:
-    """The custom labels held for `prefix` (whatever the order now is), or None."""
-    from ui import cache
-
-    held = st.session_state.get(labels_slot(prefix))
-    return cache.custom_labels(held[0]) if held else None
-
-
-def custom_labels_input(prefix: str, dim: int) -> str:
-    """Uploader of the custom order's labels; returns their digest ("" if none are loaded).
-    A bad file shows st.error and keeps the labels loaded before."""
-    from ui import files
-
-    f = st.file_uploader(
-        "Labels file (custom order)",
-        type=["csv", "txt", "json", "npy"],
-        key=prefix + "labels_file",
-        help=f"{dim} numbers, one per component in the basis's component order (for the "
-        "pixel basis: row by row); the lowest is generated first. Text (commas or spaces, "
-        "'#' comments), JSON (a list, or {\"labels\": [...]}) or NumPy .npy. 'Labels as "
-        "CSV' on Schedule designer writes the current order's labels as a starting point. "
-        "Not part of the page link.",
-    )
-    slot = labels_slot(prefix)
-    if f is not None and st.session_state.get(slot + "_file") != f.file_id:
-        try:
-            arr = files.parse_labels(f.getvalue(), f.name, dim)
-        except ValueError as err:
-            st.error(f"Could not use **{f.name}** as labels: {err}.")
-        else:
-            hold_labels(prefix, arr, f.name)
-            st.session_state[slot + "_file"] = f.file_id
-    arr = labels_in_use(prefix)
-    if arr is None:
-        return ""
-    held = st.session_state[slot]
-    st.caption(
-        f"Labels from **{held[1]}**: {arr.size} numbers, {np.unique(arr).size} distinct, "
-        f"from {arr.min():.3g} to {arr.max():.3g}."
-    )
-    return held[0]
 
 
 def grouping_picker(key: str = "groups") -> str:
@@ -474,7 +417,7 @@ def schedule_loader(prefix: str = ""):
         for key, value in loaded.settings.items():
             st.session_state[prefix + key] = value
         if loaded.labels is not None:  # the custom order's labels travel in the file
-            hold_labels(prefix, loaded.labels, f.name)
+            custom_labels.hold_labels(prefix, loaded.labels, f.name)
         st.session_state[tag] = f.file_id
         st.success(f"Controls set from **{f.name}**.")
     return None

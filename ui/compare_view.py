@@ -1,0 +1,63 @@
+"""The Compare page's results: A and B side by side with a metrics table against held-out
+data, and each metric of configuration A's softness sweep as a chart and a table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from rgdiff_core import experiments as ex
+from ui import cache, exports, held_out, run_plots, state
+from ui.runs import RunSpec, run_status
+from ui.specs import DataSpec, ProcessSpec
+
+
+def side_by_side(names: list[str], specs: list[RunSpec], results: list, data: DataSpec) -> None:
+    """Sample grids of A and B, and one metrics row each plus the held-out reference."""
+    zoom = exports.zoom_for(data.size, 64)
+    cols = st.columns(2)
+    for col, name, s, r in zip(cols, names, specs, results, strict=True):
+        with col:
+            st.markdown(f"**{name}:** {s.process.label()}")
+            run_status(r)
+            st.image(
+                exports.grid_image(r.samples[:64], 8, zoom),
+                caption=f"{min(r.n, 64)} of {r.n} samples · {r.method}, {r.steps} steps",
+            )
+    rows = {name: held_out.metrics_row(r, data) for name, r in zip(names, results, strict=True)}
+    rows["held-out data (reference)"] = {"NN distance to train": held_out.reference_distance(data)}
+    st.dataframe(pd.DataFrame(rows).T, key="metrics_table")
+    st.caption(
+        "NFE: denoiser evaluations. The reference row is the held-out set's own "
+        "distance to the training set: samples well below it copy training items."
+    )
+
+
+def sweep_problem(spec: ProcessSpec, softnesses: tuple[float, ...]) -> str | None:
+    if spec.schedule.scalar:
+        return (
+            "The sweep varies the softness of the soft-conditioning schedule: pick family "
+            "**soft** for configuration A."
+        )
+    if not softnesses:
+        return "Pick at least one softness value."
+    return None
+
+
+def sweep_results(sweep_runs: list[ex.SamplingRun], spec: RunSpec) -> None:
+    """Each metric against softness (chart and table) and what the sweep cost."""
+    data = spec.process.data
+    table = [{"softness": r.meta["softness"], **held_out.metrics_row(r, data)} for r in sweep_runs]
+    if any(r.cancelled for r in sweep_runs):
+        st.warning("The sweep was cancelled: the last point is a partial run.")
+    st.plotly_chart(
+        run_plots.sweep_metrics_fig(table, held_out.reference_distance(data)), key="sweep_chart"
+    )
+    frame = pd.DataFrame(table)
+    frame["softness"] = [state.format_softness(s) for s in frame["softness"]]
+    st.dataframe(frame.set_index("softness"), key="sweep_table")
+    st.caption(
+        f"{len(sweep_runs)} runs, {sum(r.n for r in sweep_runs)} samples in "
+        f"{sum(r.wall_s for r in sweep_runs):.1f} s on {cache.device_label(data.device)}; "
+        f"NFE per run: {ex.nfe_count(spec.method, spec.steps)}."
+    )

@@ -1,0 +1,46 @@
+"""Held-out data and the metrics of samples against it (the Sampling, Compare and Conditioning
+pages): the test split, the distance a held-out image keeps to the training set (the reference
+for memorisation), and one table row of metrics per run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+import torch
+
+from rgdiff_core import experiments as ex
+from rgdiff_core.data import load_dataset
+from ui import cache
+from ui.specs import DataSpec
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def images(d: DataSpec) -> torch.Tensor:
+    """The test split (the training set itself for uploads, which have no split)."""
+    if d.dataset == "upload":
+        return cache.dataset(d)
+    return load_dataset(d.dataset, d.size, split="test")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def reference_distance(d: DataSpec) -> float:
+    return ex.reference_distance(images(d), cache.dataset(d))
+
+
+def metrics_row(run: ex.SamplingRun, d: DataSpec) -> dict[str, Any]:
+    m = ex.compare_metrics(run.samples, images(d), cache.dataset(d), seed=d.seed)
+    return {
+        "RAPSD log-error": m["rapsd_log_error"],
+        "sliced Wasserstein": m["sliced_wasserstein"],
+        "NN distance to train": m["nn_train_mean"],
+        "NFE": run.nfe,
+        "wall time (s)": run.wall_s,
+        "device": run.device,
+    }
+
+
+def nearest_train_distance(samples: torch.Tensor, d: DataSpec) -> float:
+    """Mean over samples of the RMS pixel distance to the closest training image."""
+    return ex.compare_metrics(samples, images(d), cache.dataset(d))["nn_train_mean"]

@@ -1,0 +1,265 @@
+"""Run controls of the Sampling, Compare and Conditioning pages (sampler, steps, batch,
+softness sweep, time limit) and the checks made before a run: steps in range, the run's memory
+within the device's budget, the sweep's choices, the schedule's stiffness and the signal left
+at t = 1. A check returns a plain-words message naming what to change, or None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from rgdiff_core import experiments as ex
+from rgdiff_core.samplers import SAMPLERS
+from ui import cache, denoiser_choice, state, widgets
+from ui.runs import RECORD
+from ui.specs import DataSpec, ProcessSpec
+
+BIND: Any = "query-params"
+STEPS_RANGE = (10, 1000)
+CPU_BUDGET = 2 * 1024**3  # bytes a run may use on the CPU
+TERMINAL_SNR_NOTE = 0.01  # signal left at t = 1 above which the Sampling page says so
+FAITHFUL_GN = 10.0  # the γ̃_n the page offers then (SNR <= e^-10 left at t = 1)
+SAMPLER_LABELS = {
+    "ancestral": "ancestral",
+    "euler_maruyama": "Euler–Maruyama",
+    "heun_ode": "probability-flow ODE (Heun)",
+}
+
+
+def sampler_picker(prefix: str = "") -> str:
+    return st.selectbox(
+        "Sampler",
+        tuple(SAMPLERS),
+        key=prefix + "sampler",
+        index=tuple(SAMPLERS).index(state.default("sampler")),
+        bind=BIND,
+        help="ancestral: exact Gaussian step given x̂₀; Euler–Maruyama: the reverse SDE; "
+        "Heun: the probability-flow ODE, 2 evaluations per step, deterministic after the "
+        "first noise draw.",
+    )
+
+
+def steps_input(prefix: str = "") -> int:
+    lo, hi = STEPS_RANGE
+    return int(
+        st.number_input(
+            "Steps",
+            min_value=0,
+            max_value=100_000,
+            value=state.default("steps"),
+            step=10,
+            key=prefix + "steps",
+            bind=BIND,
+            help=f"Uniform time steps from t = 1 to 0 ({lo}..{hi}). More autoregressive "
+            "schedules need more steps.",
+        )
+    )
+
+
+def batch_input(key: str = "batch", label: str = "Batch (samples)") -> int:
+    return int(
+        st.number_input(
+            label,
+            min_value=1,
+            max_value=10_000_000,
+            value=state.default(key),
+            step=1,
+            key=key,
+            bind=BIND,
+            help="Samples drawn at once; capped by the memory the run needs.",
+        )
+    )
+
+
+def sweep_input(label: str = "Softness values", disabled: bool = False) -> tuple[float, ...]:
+    """The softness values of a sweep, from diffusion (large) to autoregressive (small)."""
+    chosen = st.multiselect(
+        label,
+        state.SOFT_TEXT,
+        default=list(state.SWEEP_DEFAULT),
+        key="sweep",
+        bind=BIND,
+        disabled=disabled,
+        help="Shown from diffusion (left) to autoregressive (right).",
+    )
+    return tuple(sorted((float(s) for s in chosen), reverse=True))
+
+
+def mode_input() -> str:
+    """Sampling page: one run, or a sweep over softness values with one seed."""
+    return st.radio(
+        "Mode",
+        state.SAMPLING_MODES,
+        key="mode",
+        horizontal=True,
+        bind=BIND,
+        help="single: one run; sweep: the same noise seed at several softness values, "
+        "side by side.",
+    )
+
+
+def time_limit_input() -> float:
+    return float(
+        st.number_input(
+            "Time limit (s)",
+            min_value=0.05,
+            max_value=3600.0,
+            value=state.default("tlimit"),
+            step=10.0,
+            key="tlimit",
+            bind=BIND,
+            help="A run still going after this long stops by itself, keeping what it has.",
+        )
+    )
+
+
+def check_steps(steps: int) -> str | None:
+    lo, hi = STEPS_RANGE
+    if steps < lo:
+        return (
+            f"{steps} steps is too few: a sampler needs at least {lo} steps to move from "
+            f"noise (t = 1) to data (t = 0). Use {lo}..{hi}."
+        )
+    if steps > hi:
+        return f"{steps:,} steps is more than this page runs (at most {hi}). Use {lo}..{hi}."
+    return None
+
+
+def memory_budget(device: str) -> int:
+    if device == "cuda" and torch.cuda.is_available():
+        return int(0.5 * torch.cuda.mem_get_info()[0])
+    return CPU_BUDGET
+
+
+def check_batch(batch: int, data: DataSpec, kind: str, runs: int = 1) -> str | None:
+    """A message if the run would need more memory than the budget, naming the max batch,
+    or if its data is missing (the dataset "upload" with nothing uploaded)."""
+    try:
+        n_items = len(cache.dataset(data)) if kind == "empirical" else 0
+    except ValueError as err:
+        return f"Data: {err}"
+    dim = int(np.prod(data.shape))
+    budget = memory_budget(data.device) // max(1, runs)
+    need = ex.run_memory_bytes(batch, dim, ex.MAX_FRAMES, RECORD, n_items)
+    if need <= budget:
+        return None
+    most = ex.max_batch(budget, dim, ex.MAX_FRAMES, RECORD, n_items)
+    return (
+        f"A batch of {batch:,} needs about {need / 1e9:.1f} GB "
+        f"(D = {dim}{f', {n_items} training items' if n_items else ''}"
+        f"{f', {runs} runs' if runs > 1 else ''}); the limit here is "
+        f"{budget / 1e9:.1f} GB, so the largest batch is {most:,}."
+    )
+
+
+def check_sweep(spec: ProcessSpec, softnesses: tuple[float, ...]) -> str | None:
+    if spec.schedule.scalar:
+        return (
+            "The sweep varies the softness, which belongs to the soft-conditioning "
+            "schedule: pick schedule family **soft**."
+        )
+    if not softnesses:
+        return "Pick at least one softness value to sweep."
+    return None
+
+
+def check_sampling(
+    spec: ProcessSpec, kind: str, steps: int, batch: int, softnesses: tuple[float, ...] | None
+) -> str | None:
+    """The Sampling page's checks in order, the first problem only (`softnesses` None: a
+    single run); the memory check comes last, as it may load the data."""
+    problem = widgets.check_process(spec) or check_steps(steps)
+    if not problem and softnesses is not None:
+        problem = check_sweep(spec, softnesses)
+    n_runs = len(softnesses) if softnesses is not None else 1
+    return problem or check_batch(batch, spec.data, kind, n_runs)
+
+
+def stiffness_note(spec: ProcessSpec, steps: int, method: str) -> dict:
+    """Show the steps the schedule needs and warn below it; returns the stiffness dict."""
+    stiff = cache.schedule_stiffness(spec)
+    need = stiff["steps_needed"]
+    c1, c2, c3 = st.columns(3)
+    c1.metric(
+        "steps needed",
+        f"{need:,}",
+        help="Smallest uniform step count with h·max β ≤ 1, "
+        "h·max dγ/dt ≤ 2 and 4 steps inside the narrowest component window.",
+    )
+    c2.metric("max β", f"{stiff['max_beta']:.3g}")
+    c3.metric("max dγ/dt", f"{stiff['max_dgamma_dt']:.3g}")
+    if steps < need:
+        extra = (
+            " The ancestral and Euler–Maruyama steps under-disperse by O(h·dγ/dt): "
+            "samples come out too smooth."
+            if method != "heun_ode"
+            else ""
+        )
+        st.warning(
+            f"{steps} steps is below the {need:,} this schedule needs.{extra} Raise the "
+            "steps or the softness."
+        )
+    return stiff
+
+
+def terminal_note(spec: ProcessSpec, process, kind: str) -> None:
+    """Say when the data keep a visible signal at t = 1: the sampler starts from the prior as
+    if none were left, which biases non-Gaussian samples towards the simplest images. For a
+    network, also say when the γ̃ targets leave the range it was trained on."""
+    trained = denoiser_choice.network_settings(kind) if kind.startswith("network:") else {}
+    sch = spec.schedule
+    if trained and (sch.gamma_noise > trained["gn"] or sch.gamma_denoise < trained["gd"]):
+        st.warning(
+            f"This network was trained with γ̃_d = {trained['gd']:g} and γ̃_n = "
+            f"{trained['gn']:g}: noisier or cleaner ends than these are outside what it has "
+            "seen, and its samples degrade (badly at finite softness). Train one with "
+            "`--gamma-noise` for a noisier end."
+        )
+    info = widgets.attempt(
+        "Schedule",
+        cache.schedule,
+        spec.data,
+        spec.basis,
+        spec.prior,
+        spec.schedule,
+        stop=False,
+    )
+    if info is None:
+        return
+    snr1 = ex.terminal_snr(process, info.v)
+    if snr1 <= TERMINAL_SNR_NOTE:
+        return
+    end = "γ̃_n (noised end)" if not spec.schedule.scalar else "the noised end of the schedule"
+    st.caption(
+        f"⚠ At t = 1 the data keep an SNR of up to {snr1:.2g}, but sampling starts from the "
+        "prior as if no signal were left: samples of non-Gaussian data lean towards the "
+        f"simplest images (too little power in their spectrum). Raise {end} to about 8-10 for "
+        "faithful samples (a network: one trained with that γ̃_n); the exact Gaussian "
+        "denoiser is not affected."
+    )
+    if not spec.schedule.scalar and (not trained or trained["gn"] >= FAITHFUL_GN):
+        st.button(
+            f"Set γ̃_n = {FAITHFUL_GN:g}",
+            key="gn_fix",
+            on_click=_set_gamma_noise,
+            help=f"Moves the γ̃_n (noised end) slider to {FAITHFUL_GN:g}: an SNR of "
+            f"e^-{FAITHFUL_GN:g} at most is left at t = 1.",
+        )
+
+
+def _set_gamma_noise() -> None:
+    st.session_state["gn"] = FAITHFUL_GN
+
+
+def use_check_settings(steps_needed: int) -> None:
+    """on_click: settings under which the Gaussian-field check is exact up to Monte-Carlo
+    error: the process fully noised at t = 1 (γ̃_n = 10), the fast-converging ODE sampler
+    with enough steps, and 128 samples."""
+    st.session_state["gn"] = 10.0
+    st.session_state["sampler"] = "heun_ode"
+    st.session_state["steps"] = int(min(STEPS_RANGE[1], max(100, steps_needed)))
+    st.session_state["batch"] = 128
