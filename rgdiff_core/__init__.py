@@ -1,9 +1,9 @@
 """rgdiff_core: unified diffusion with a free basis, prior and per-component schedule.
 
-    basis = make_basis("wavelet", (1, 32, 32), wavelet="haar")
-    prior = make_prior("data", basis, data=x_train)
-    labels = order_labels("scale", basis)
-    process = Process(basis, prior, soft_conditioning_schedule(labels, softness=0.3, clip=True))
+    x_train = load_dataset("digits", 32)
+    spec = ProcessSpec(DataSpec("digits", 32), BasisSpec("wavelet", wavelet="haar"),
+                       PriorSpec("data"), ScheduleSpec(order="scale", softness=0.3, clip=True))
+    process = build_process(spec, x_train)
     images = sample(process, EmpiricalDenoiser(process, x_train), n=16, steps=200)
 
 Conventions (docs/maths.md): t = 0 data, t = 1 noise; lower label = generated first; denoisers
@@ -12,7 +12,8 @@ return x0_hat in whitened components; every basis is real orthonormal.
 
 from .bases import BASES, Basis, make_basis
 from .data import DATASETS, gaussian_field, gaussian_field_covariance, load_dataset
-from .denoisers import EmpiricalDenoiser, GaussianDenoiser
+from .denoisers import EmpiricalDenoiser, GaussianDenoiser, load_model
+from .denoisers.registry import DENOISERS, DenoiserSpec, build_denoiser
 from .metrics import nearest_neighbour_distance, rapsd, sliced_wasserstein
 from .priors import PRIORS, Prior, make_prior
 from .process import Process
@@ -36,6 +37,19 @@ from .schedules import (
     soft_conditioning_schedule,
     stiffness,
     vp_schedule,
+)
+from .specs import (
+    BasisSpec,
+    ComponentStats,
+    DataSpec,
+    PriorSpec,
+    ProcessSpec,
+    ScheduleSpec,
+    build_basis,
+    build_prior,
+    build_process,
+    build_schedule,
+    component_statistics,
 )
 
 __all__ = [
@@ -72,5 +86,20 @@ __all__ = [
     "soft_conditioning_schedule",
     "stiffness",
     "vp_schedule",
+    "DataSpec",
+    "BasisSpec",
+    "PriorSpec",
+    "ScheduleSpec",
+    "ProcessSpec",
+    "ComponentStats",
+    "build_basis",
+    "build_prior",
+    "component_statistics",
+    "build_schedule",
+    "build_process",
+    "DenoiserSpec",
+    "DENOISERS",
+    "build_denoiser",
+    "load_model",
 ]
 __version__ = "0.1.0"

@@ -111,10 +111,3 @@ class Process(nn.Module):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         return torch.randn((n, self.dim), generator=generator, device=self.device, dtype=dtype)
-
-    def data_variances(self, data: Tensor) -> Tensor:
-        """v_i: variance of each whitened component over a data set (D,) float64."""
-        from .priors import component_stats
-
-        _, var = component_stats(self.basis, data)
-        return var / self.prior.std.double().cpu() ** 2

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .orders import ORDERS, order_labels
+
 __all__ = [
     "NoiseState",
     "Schedule",
@@ -39,7 +41,12 @@ __all__ = [
     "ORDERS",
     "SCHEDULES",
     "stiffness",
+    "GAMMA_DENOISE",
+    "GAMMA_NOISE",
 ]
+
+GAMMA_DENOISE = -7.0  # default effective -log SNR at the denoised end (t = 0)
+GAMMA_NOISE = 3.0  # ... and at the noised end (t = 1)
 
 
 @dataclass(frozen=True)
@@ -234,8 +241,8 @@ class SoftConditioningSchedule(Schedule):
         self,
         labels: Tensor,
         softness: float,
-        gamma_denoise: float = -7.0,
-        gamma_noise: float = 3.0,
+        gamma_denoise: float = GAMMA_DENOISE,
+        gamma_noise: float = GAMMA_NOISE,
         variances: Tensor | None = None,
         clip: bool = False,
     ):
@@ -321,8 +328,8 @@ def soft_conditioning_state(
     log_v: Tensor,
     inv_softness: Tensor | float,
     t: Tensor,
-    gamma_denoise: float = -7.0,
-    gamma_noise: float = 3.0,
+    gamma_denoise: float = GAMMA_DENOISE,
+    gamma_noise: float = GAMMA_NOISE,
     clip: bool = False,
 ) -> NoiseState:
     """The soft-conditioning NoiseState for t of shape () or (B,), with one softness per
@@ -361,8 +368,8 @@ def vp_schedule(
 def soft_conditioning_schedule(
     labels,
     softness: float,
-    gamma_denoise: float = -7.0,
-    gamma_noise: float = 3.0,
+    gamma_denoise: float = GAMMA_DENOISE,
+    gamma_noise: float = GAMMA_NOISE,
     variances=None,
     clip: bool = False,
 ) -> SoftConditioningSchedule:
@@ -387,60 +394,6 @@ def schedule_from_spec(spec: dict) -> Schedule:
         return SCHEDULES[spec["family"]](**kwargs)
     except TypeError as err:
         raise ValueError(f"schedule spec has wrong fields: {err}") from err
-
-
-# ---------------------------------------------------------------- orderings -> labels
-
-ORDERS = ("variance", "scale", "row", "column", "raster", "scale_column", "custom")
-
-
-def order_labels(
-    order: str, basis, variances: Tensor | None = None, labels: Tensor | None = None
-) -> Tensor:
-    """Labels l_i (D,) float64 for an ordering; lower label = generated first.
-
-    variance: -log lambda_i (needs `variances` = data variance of each basis coefficient);
-    scale: basis.scale() (coarse first); row / column / raster: spatial position of each
-    component (bases with positions: pixel, wavelet); scale_column: scale + column / W
-    (the paper's wavelet experiment); custom: `labels` given by the user.
-    """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    d = basis.dim
-    if order == "variance":
-        if variances is None:
-            raise ValueError(
-                "variances (data variance per component) are needed for order 'variance'"
-            )
-        lam = torch.as_tensor(variances, dtype=torch.float64).flatten()
-        if lam.numel() != d or not ((lam > 0) & torch.isfinite(lam)).all():
-            raise ValueError(f"variances must be {d} positive finite numbers")
-        return -lam.log()
-    if order == "custom":
-        if labels is None:
-            raise ValueError("labels are needed for order 'custom'")
-        out = torch.as_tensor(labels, dtype=torch.float64).flatten()
-        if out.numel() != d or not torch.isfinite(out).all():
-            raise ValueError(f"labels must be {d} finite numbers, got {out.numel()}")
-        return out
-    if order == "scale":
-        return basis.scale().to(torch.float64).cpu()
-    pos = basis.positions()
-    if pos is None:
-        raise ValueError(
-            f"order {order!r} needs a spatially localised basis (pixel or "
-            f"wavelet), not {basis.name!r}"
-        )
-    pos = pos.to(torch.float64).cpu()
-    width = basis.shape[2]
-    row, col = pos[:, 0], pos[:, 1]
-    if order == "row":
-        return row
-    if order == "column":
-        return col
-    if order == "raster":
-        return row * width + col
-    return basis.scale().to(torch.float64).cpu() + (col + 0.5) / width  # scale_column
 
 
 # ---------------------------------------------------------------- stiffness

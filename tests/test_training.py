@@ -14,7 +14,7 @@ import torch
 
 from rgdiff_core import training
 from rgdiff_core.denoisers.models import UNetConfig
-from rgdiff_core.denoisers.network import load_checkpoint, load_network_denoiser
+from rgdiff_core.denoisers.checkpoints import load_checkpoint, load_network_denoiser
 from rgdiff_core.training import TrainConfig, TrainingDiverged, export_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         loss = real(v_hat, v)
         return loss * float("nan") if calls["n"] >= 15 else loss
 
-    monkeypatch.setattr(training, "v_loss", poisoned)
+    monkeypatch.setattr(training.trainer, "v_loss", poisoned)
     with pytest.raises(TrainingDiverged, match="step 15") as err:
         train(TINY, tmp_path, progress=None)
     assert err.value.step == 15 and isinstance(err.value, RuntimeError)

@@ -26,7 +26,7 @@ from conftest import app_errors, open_app_page
 from PIL import Image
 
 from rgdiff_core.data import load_images
-from rgdiff_core.denoisers.network import load_checkpoint, load_network_denoiser
+from rgdiff_core.denoisers.checkpoints import load_checkpoint, load_network_denoiser
 from ui import files
 
 SIZE = 16
@@ -447,7 +447,8 @@ def _tiny_checkpoint(path: Path, poison: bool = False) -> dict:
     from rgdiff_core.bases import make_basis
     from rgdiff_core.data import load_dataset
     from rgdiff_core.denoisers.models import UNetConfig
-    from rgdiff_core.denoisers.network import NetworkDenoiser, save_checkpoint
+    from rgdiff_core.denoisers.checkpoints import save_checkpoint
+    from rgdiff_core.denoisers.network import NetworkDenoiser
     from rgdiff_core.priors import make_prior
     from rgdiff_core.process import Process
     from rgdiff_core.schedules import order_labels, soft_conditioning_schedule

@@ -18,23 +18,22 @@ import streamlit as st
 import torch
 
 from rgdiff_core import viz
-from rgdiff_core.bases import make_basis
+from rgdiff_core.bases import BASES
 from rgdiff_core.data import load_dataset, load_images
-from rgdiff_core.priors import component_stats, make_prior
 from rgdiff_core.process import Process
-from rgdiff_core.schedules import (
-    Schedule,
-    cosine_schedule,
-    linear_schedule,
-    order_labels,
-    soft_conditioning_schedule,
-    stiffness,
-    vp_schedule,
+from rgdiff_core.schedules import Schedule, stiffness
+from rgdiff_core.specs import (
+    BasisSpec,
+    DataSpec,
+    PriorSpec,
+    ProcessSpec,
+    ScheduleSpec,
+    build_basis,
+    build_prior,
+    build_schedule,
+    component_statistics,
 )
-from ui.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
 
-N_STATS = 1000  # data items used for statistics (component variances, priors, PCA)
-LAMBDA_FLOOR = 1e-6  # data variances are floored at this fraction of their mean
 N_T = 101  # time grid of the schedule curves
 
 # Uploaded image sets by content digest, filled by the sidebar before any cache reads them.
@@ -94,10 +93,6 @@ def dataset(d: DataSpec) -> torch.Tensor:
     return load_dataset(d.dataset, d.size)
 
 
-def stats_data(d: DataSpec) -> torch.Tensor:
-    return dataset(d)[:N_STATS]
-
-
 def _data_key(d: DataSpec) -> DataSpec:
     """The part of a DataSpec that a data-free object depends on (size only)."""
     return DataSpec(dataset="", size=d.size)
@@ -108,28 +103,30 @@ def _data_key(d: DataSpec) -> DataSpec:
 
 @st.cache_resource(max_entries=16, show_spinner="Building the basis…")
 def _basis(b: BasisSpec, d: DataSpec):
-    opts = b.options()
-    if b.name == "pca":
-        opts["data"] = stats_data(d)
-    return make_basis(b.name, d.shape, **opts)
+    return build_basis(b, d.shape, dataset(d) if BASES[b.name].needs_data else None)
 
 
 def basis(d: DataSpec, b: BasisSpec):
     """The basis on the CPU (PCA is fitted on the dataset; the others depend on size only)."""
-    return _basis(b, d if b.name == "pca" else _data_key(d))
-
-
-@st.cache_resource(max_entries=16, show_spinner="Measuring component variances…")
-def data_stats(d: DataSpec, b: BasisSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, lambda) (D,) float64 of the basis coefficients of the data; lambda floored."""
-    mean, lam = component_stats(basis(d, b), stats_data(d))
-    lam = lam.clamp_min(LAMBDA_FLOOR * max(float(lam.mean()), 1e-12))
-    return mean.numpy(), lam.numpy()
+    return _basis(b, d if BASES[b.name].needs_data else _data_key(d))
 
 
 @st.cache_resource(max_entries=16, show_spinner="Fitting the prior…")
 def prior(d: DataSpec, b: BasisSpec, p: PriorSpec):
-    return make_prior(p.kind, basis(d, b), stats_data(d), **p.options())
+    return build_prior(p, basis(d, b), dataset(d))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Measuring component variances…")
+def stats(d: DataSpec, b: BasisSpec, p: PriorSpec):
+    """The data's component statistics in this basis and prior (rgdiff_core.specs)."""
+    return component_statistics(basis(d, b), dataset(d), prior(d, b, p))
+
+
+def data_stats(d: DataSpec, b: BasisSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, lambda) (D,) float64 of the basis coefficients of the data; lambda floored.
+    They do not depend on the prior: any prior's statistics carry them."""
+    st_ = stats(d, b, PriorSpec("white"))
+    return st_.mean.numpy(), st_.lam.numpy()
 
 
 @dataclass(frozen=True)
@@ -151,42 +148,21 @@ class ScheduleInfo:
         return self.labels if self.labels is not None else -np.log(self.lam)
 
 
-def _build_schedule(s: ScheduleSpec, bas, lam: np.ndarray, v: np.ndarray) -> Schedule:
-    if s.family == "linear":
-        return linear_schedule(s.gamma_min, s.gamma_max)
-    if s.family == "cosine":
-        return cosine_schedule(s.gamma_min, s.gamma_max)
-    if s.family == "vp":
-        return vp_schedule(s.beta_min, s.beta_max, gamma_min=s.gamma_min)
-    if s.family == "soft":
-        custom = None
-        if s.order == "custom":
-            custom = custom_labels(s.labels)
-            if custom is None:
-                raise ValueError(
-                    "the custom labels are no longer loaded: load the labels file again"
-                )
-            custom = torch.from_numpy(custom.copy())
-        labels = order_labels(s.order, bas, variances=torch.from_numpy(lam), labels=custom)
-        return soft_conditioning_schedule(
-            labels,
-            s.softness,
-            s.gamma_denoise,
-            s.gamma_noise,
-            variances=torch.from_numpy(v),
-            clip=s.clip,
-        )
-    raise ValueError(f"schedule family must be one of linear, cosine, vp, soft; got {s.family!r}")
+def _custom_labels(s: ScheduleSpec) -> np.ndarray | None:
+    if s.family != "soft" or s.order != "custom":
+        return None
+    labels = custom_labels(s.labels)
+    if labels is None:
+        raise ValueError("the custom labels are no longer loaded: load the labels file again")
+    return labels.copy()
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def schedule(d: DataSpec, b: BasisSpec, p: PriorSpec, s: ScheduleSpec) -> ScheduleInfo:
-    bas, pri = basis(d, b), prior(d, b, p)
-    _, lam = data_stats(d, b)
-    v = lam / pri.std.double().numpy() ** 2
-    sched = _build_schedule(s, bas, lam, v)
+    st_ = stats(d, b, p)
+    sched = build_schedule(s, basis(d, b), st_, _custom_labels(s))
     labels = None if s.scalar else sched.labels.numpy()
-    return ScheduleInfo(sched, lam, v, labels)
+    return ScheduleInfo(sched, st_.lam.numpy(), st_.v.numpy(), labels)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -228,17 +204,18 @@ def uploaded_schedule_views(
 ) -> tuple[ScheduleInfo, Curves, dict]:
     """(info, curves, stiffness) of a schedule loaded from a file (not cached: files are
     rare); ValueError when its size does not fit the current basis."""
-    bas, pri = basis(d, b), prior(d, b, p)
+    bas = basis(d, b)
     if sched.dim is not None and sched.dim != bas.dim:
         raise ValueError(
             f"the file's schedule has {sched.dim} components but the current basis has "
             f"{bas.dim} (image size {d.size}); change the image size or load a matching file"
         )
-    _, lam = data_stats(d, b)
-    v = lam / pri.std.double().numpy() ** 2
+    st_ = stats(d, b, p)
     labels = getattr(sched, "labels", None)
-    info = ScheduleInfo(sched, lam, v, None if labels is None else labels.numpy())
-    t, gamma, log_snr = viz.schedule_curves(sched, bas.dim, v, N_T)
+    info = ScheduleInfo(
+        sched, st_.lam.numpy(), st_.v.numpy(), None if labels is None else labels.numpy()
+    )
+    t, gamma, log_snr = viz.schedule_curves(sched, bas.dim, info.v, N_T)
     return info, Curves(t, gamma, log_snr), stiffness(sched, grid=1001)
 
 

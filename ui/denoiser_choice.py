@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-import torch
 
-from rgdiff_core.data import gaussian_field_covariance
-from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
+from rgdiff_core.denoisers.checkpoints import load_checkpoint, process_from_checkpoint
+from rgdiff_core.denoisers.registry import DenoiserSpec, build_denoiser
 from ui import cache, state
 from ui.specs import DataSpec, ProcessSpec, ScheduleSpec
 
@@ -118,23 +117,10 @@ def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, _process):
     # Samplers always pass the noise state, so one denoiser serves every schedule of a
     # (data, basis, prior): the cache key leaves the schedule out on purpose. `stamp` is a
     # checkpoint file's (mtime, size), so a replaced file is loaded again.
-    data = cache.dataset(d)
-    if kind == "empirical":
-        return EmpiricalDenoiser(_process, data.to(_process.device))
-    if kind == "gaussian_fit":
-        return GaussianDenoiser.fit(_process, data[: cache.N_STATS * 4])
-    if kind == "gaussian_true":
-        if d.dataset != "fields":
-            raise ValueError("the true covariance is known only for the Gaussian fields dataset")
-        cov = gaussian_field_covariance(d.size, FIELDS_EXPONENT, FIELDS_MASS)
-        return GaussianDenoiser(_process, torch.zeros(_process.dim), cov)
     if kind.startswith("network:"):
-        from rgdiff_core.denoisers.network import NetworkDenoiser, load_network_denoiser
-
-        path = MODELS_DIR / kind.removeprefix("network:")
-        net, _ = load_network_denoiser(path, device=d.device)
-        return NetworkDenoiser(_process, model=net.model).eval()
-    raise ValueError(f"unknown denoiser {kind!r}")
+        spec = DenoiserSpec("network", checkpoint=str(MODELS_DIR / kind.removeprefix("network:")))
+        return build_denoiser(spec, _process)
+    return build_denoiser(DenoiserSpec(kind, dataset=d.dataset), _process, cache.dataset(d))
 
 
 def denoiser(spec: ProcessSpec, kind: str):
@@ -160,8 +146,6 @@ def checkpoint_stamp(kind: str) -> tuple[int, int] | None:
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the network…")
 def _network_process(name: str, stamp: tuple, schedule: ScheduleSpec, device: str):
-    from rgdiff_core.denoisers.network import load_checkpoint, process_from_checkpoint
-
     ckpt = load_checkpoint(MODELS_DIR / name, map_location="cpu")
     return process_from_checkpoint(
         ckpt,

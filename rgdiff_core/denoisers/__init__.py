@@ -1,16 +1,16 @@
 """Denoisers: every one is a callable (z, t, state=None) -> x0_hat in whitened components."""
 
 from .analytic import EmpiricalDenoiser, GaussianDenoiser, component_covariance
-from .models import UNet, UNetConfig
-from .network import (
+from .checkpoints import (
     CheckpointError,
-    GammaConditionedNet,
-    NetworkDenoiser,
     load_checkpoint,
+    load_model,
     load_network_denoiser,
     process_from_checkpoint,
     save_checkpoint,
 )
+from .models import UNet, UNetConfig
+from .network import GammaConditionedNet, NetworkDenoiser
 
 __all__ = [
     "EmpiricalDenoiser",
@@ -22,6 +22,7 @@ __all__ = [
     "GammaConditionedNet",
     "NetworkDenoiser",
     "load_checkpoint",
+    "load_model",
     "load_network_denoiser",
     "process_from_checkpoint",
     "save_checkpoint",
