@@ -1,15 +1,11 @@
 """Forward noising: one image through the forward process, in data space and per component,
 with one noise draw for every t (and for both processes of the A/B comparison)."""
 
-import numpy as np
 import streamlit as st
 
-from rgdiff_core import viz
-from ui import cache, plots, state, widgets
+from ui import noising_view as view
+from ui import state
 from ui.sidebar import data_spec
-
-STRIP_TIMES = tuple(float(t) for t in np.linspace(0, 1, 8))
-GIF_TIMES = tuple(float(t) for t in np.linspace(0, 1, 33))
 
 st.title("Forward noising")
 st.caption(
@@ -19,198 +15,18 @@ st.caption(
 data = data_spec()
 
 # ---------------------------------------------------------------- image and processes
-c1, c2, c3 = st.columns([1, 2, 1])
-n_data = len(widgets.attempt("Data", cache.dataset, data))
-with c1:
-    item = widgets.item_input(n_data, "noise")
-with c2:
-    own = st.file_uploader(
-        "Or your own image",
-        key="noise_upload",
-        type=None,
-        help="Any image file; converted to grey, centre-cropped and resized to the image size. "
-        "Not part of the page link.",
-    )
-with c3:
-    how = widgets.grouping_picker()
-    ab = st.toggle(
-        "A/B comparison",
-        value=state.default("ab"),
-        key="ab",
-        bind="query-params",
-        help="Show the same image under a second process B, with the same noise.",
-    )
-
-x0, x0_key = widgets.attempt("Image", cache.image, data, int(item)), f"{data}-{item}"
-if own is not None:
-    try:
-        x0 = cache.decode_uploads((own.getvalue(),), data.size)
-        x0_key = f"upload-{own.file_id}-{data.size}"
-    except ValueError as err:
-        st.error(f"Could not use **{own.name}**: {err}. Showing data item {item} instead.")
-
-pcols = st.columns(2 if ab else 1)
-procs = []
-for col, prefix, name in zip(pcols, ("", "b_"), ("A", "B"), strict=False):
-    with col, st.expander(f"Process {name}", expanded=True):
-        spec = widgets.process_picker(data, prefix)
-        problem = widgets.check_process(spec)
-        if problem:
-            st.error(problem)
-            continue
-        proc = widgets.attempt(f"Process {name}", cache.process, spec, stop=False)
-        info = widgets.attempt(
-            f"Process {name}",
-            cache.schedule,
-            data,
-            spec.basis,
-            spec.prior,
-            spec.schedule,
-            stop=False,
-        )
-        if proc is not None and info is not None:
-            procs.append((name, spec, proc, info))
+item, own, how, ab = view.image_controls(data)
+x0, x0_key = view.chosen_image(data, item, own)
+procs = view.process_columns(data, ab)
 if not procs:
     st.stop()
 
-
 # ---------------------------------------------------------------- the time slider and views
-def time_view() -> None:
-    """The t slider and every view at t. While playing, each run of this fragment (every
-    state.PLAY_PERIOD_S) first moves t on by state.PLAY_STEP, wrapping from 1 back to 0."""
-    if play:
-        t_now = float(st.session_state.get("t", state.default("t")))
-        st.session_state["t"] = 0.0 if t_now >= 1.0 - 1e-9 else min(1.0, t_now + state.PLAY_STEP)
-    t = st.slider(
-        "t",
-        0.0,
-        1.0,
-        value=state.default("t"),
-        step=0.01,
-        key="t",
-        bind="query-params",
-        help="Diffusion time: 0 = data, 1 = noise.",
-    )
-    cols = st.columns(len(procs))
-    for col, (name, spec, proc, info) in zip(cols, procs, strict=True):
-        with col:
-            at_time(name, spec, proc, info, float(t))
-
-
-def at_time(name, spec, proc, info, t: float) -> None:
-    view = viz.noised_view(proc, x0, t, data.seed, info.v)
-    st.markdown(f"**{name}: {spec.label()}**")
-    zoom = max(1, (192 if len(procs) > 1 else 320) // data.size)
-    c1, c2 = st.columns(2)
-    with c1:
-        st.image(
-            viz.upscale(viz.to_uint8(view.x_t[0]), zoom),
-            caption=f"x_t at t = {t:.2f}",
-            output_format="PNG",
-        )
-    with c2:
-        layout = viz.coefficient_layout(proc.basis, view.coefficients)
-        fig = component_fig(layout, spec.basis.name, 220 if len(procs) > 1 else 300)
-        st.plotly_chart(fig, key=f"{name}_components")
-    groups, _ = widgets.display_groups(proc.basis, info, spec.schedule, how)
-    g_snr = viz.group_means(view.log_snr, groups) / np.log(10)  # log10 for the bars
-    above = int((g_snr > 0).sum())
-    c1, c2 = st.columns(2)
-    with c1:
-        st.plotly_chart(
-            plots.snr_bars_fig(
-                [n for n, _ in groups],
-                g_snr,
-                f"SNR > 1 in {above} of {len(groups)} groups",
-            ),
-            key=f"{name}_snr",
-        )
-    with c2:
-        spectra = {
-            "clean x_0": viz.rapsd_arrays(x0),
-            f"x_t (t = {t:.2f})": viz.rapsd_arrays(view.x_t),
-            "noise (x at t = 1)": viz.rapsd_arrays(view.noise),
-        }
-        st.plotly_chart(
-            plots.spectra_fig(
-                spectra,
-                "RAPSD",
-                styles={
-                    "clean x_0": {"color": "black", "dash": "dash"},
-                    "noise (x at t = 1)": {"color": "grey", "dash": "dot"},
-                },
-            ),
-            key=f"{name}_rapsd",
-        )
-
-
-def component_fig(layout, basis_name: str, height: int):
-    title = "components at t" if layout.kind == "bars" else "components at t, log10 |c|"
-    if layout.kind == "bars":
-        return plots.bars_fig(
-            layout.x, layout.values, title, layout.x_title, layout.y_title, height=height
-        )
-    if basis_name == "pixel":
-        return plots.image_fig(
-            layout.values,
-            "components at t (pixels)",
-            zmin=-1,
-            zmax=1,
-            height=height,
-            showscale=False,
-        )
-    logm = viz.log_magnitude(layout)
-    return plots.image_fig(
-        logm,
-        title,
-        layout.x,
-        layout.y,
-        colorscale=plots.SEQ,
-        zmin=-3,
-        zmax=max(1.0, float(logm.max())),
-        bands=layout.bands,
-        height=height,
-        showscale=False,
-    )
-
-
-play = st.toggle(
-    "▶ Play",
-    value=state.default("play"),
-    key="play",
-    bind="query-params",
-    help=f"Move t from 0 to 1 and round again, {state.PLAY_STEP:g} every "
-    f"{state.PLAY_PERIOD_S:g} s; every view follows. Switch off to stop at the current t.",
+play = view.play_toggle()
+st.fragment(view.time_view, run_every=state.PLAY_PERIOD_S if play else None)(
+    procs, x0, data, how, play
 )
-st.fragment(time_view, run_every=state.PLAY_PERIOD_S if play else None)()
 
 # ---------------------------------------------------------------- strips and downloads
 st.subheader("Strip: 8 times, one noise draw")
-for name, spec, _, _ in procs:
-    strip = cache.noised_strip(spec, x0_key, x0, STRIP_TIMES)
-    img = viz.upscale(
-        viz.to_uint8(viz.image_grid(strip, ncols=len(STRIP_TIMES), pad=1)), max(1, 96 // data.size)
-    )
-    st.image(
-        img,
-        caption=f"{name}: t = " + ", ".join(f"{t:.2f}" for t in STRIP_TIMES),
-        output_format="PNG",
-    )
-    buttons = st.container(horizontal=True)
-    buttons.download_button(
-        "Strip as PNG",
-        viz.encode_png(img),
-        file_name=f"rgdiff-strip-{name}.png",
-        mime="image/png",
-        key=f"{name}_dl_png",
-        help="The 8-frame strip above as one PNG image.",
-    )
-    gif = cache.noising_gif(spec, x0_key, x0, GIF_TIMES, max(1, 192 // data.size))
-    buttons.download_button(
-        "Animation as GIF",
-        gif,
-        file_name=f"rgdiff-noising-{name}.gif",
-        mime="image/gif",
-        key=f"{name}_dl_gif",
-        help=f"{len(GIF_TIMES)} frames from t = 0 to 1, looping.",
-    )
+view.strips(procs, x0, x0_key, data)
