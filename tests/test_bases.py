@@ -1,5 +1,6 @@
-"""Bases (docs/maths.md §3, §6.2): one invariant suite run over every registered basis, then checks
-that only one basis can fail (Fourier conjugate pairs, DCT and wavelet against references)."""
+"""Bases (docs/maths.md §3, §6.2): the registry, one invariant suite run over every registered
+basis, and argument checks. Checks that only one family can fail (Fourier conjugate pairs, DCT
+and wavelet against references) are in test_basis_families.py."""
 
 from __future__ import annotations
 
@@ -9,50 +10,47 @@ import json
 import math
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from rgdiff_core.bases import BASES, make_basis
+from rgdiff_core.bases import BASES, Basis, make_basis
 
 pywt = pytest.importorskip("pywt")
 
-KINDS = {  # test id -> (registry name, options); pca gets its data in _build
-    "pixel": ("pixel", {}),
-    "pca": ("pca", {}),
-    "fourier": ("fourier", {}),
-    "dct": ("dct", {}),
-    "wavelet-haar": ("wavelet", {"wavelet": "haar"}),
-    "wavelet-db4": ("wavelet", {"wavelet": "db4"}),
-    "wavelet-sym3-l2": ("wavelet", {"wavelet": "sym3", "levels": 2}),
+# Construction options of each registered basis with options; any other runs with none (and
+# with `data` if it needs_data). Test ids are the name, then the option values.
+OPTIONS = {"wavelet": [{"wavelet": "haar"}, {"wavelet": "db4"}, {"wavelet": "sym3", "levels": 2}]}
+SQUARE_ONLY = {"wavelet"}  # bases that need square power-of-two images
+KINDS = {  # test id -> (registry name, options)
+    "-".join([name, *map(str, options.values())]): (name, options)
+    for name in BASES
+    for options in OPTIONS.get(name, [{}])
 }
 SQUARE = [(1, 8, 8), (3, 8, 8), (1, 16, 16), (3, 16, 16), (1, 32, 32), (3, 32, 32)]
 ODD = [(1, 5, 7), (3, 6, 9), (1, 9, 9), (2, 2, 3)]
 CASES = [
     (kind, shape)
     for kind, (name, _) in KINDS.items()
-    for shape in SQUARE + ([] if name == "wavelet" else ODD)
-    if not (name == "pca" and math.prod(shape) > 1024)  # keeps the dense eigh cheap
+    for shape in SQUARE + ([] if name in SQUARE_ONLY else ODD)
+    if not (BASES[name].needs_data and math.prod(shape) > 1024)  # keeps PCA's dense eigh cheap
 ]
 IDS = [f"{k}-{'x'.join(map(str, s))}" for k, s in CASES]
 SMALL = [(k, s) for k, s in CASES if math.prod(s) <= 192]
 SMALL_IDS = [f"{k}-{'x'.join(map(str, s))}" for k, s in SMALL]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-WAVELETS = ["haar", "db2", "db4", "sym3", "coif1"]
 
 
 @functools.cache
 def _build(kind: str, shape: tuple[int, int, int]):
     name, options = KINDS[kind]
-    if name == "pca":
+    if BASES[name].needs_data:
         g = torch.Generator().manual_seed(1)
         z = torch.randn(max(2 * math.prod(shape), 64), *shape, generator=g, dtype=torch.float64)
-        options = {"data": z.cumsum(-1).cumsum(-2) / shape[-1] + 0.3 * z.mean(1, keepdim=True)}
+        data = z.cumsum(-1).cumsum(-2) / shape[-1] + 0.3 * z.mean(1, keepdim=True)
+        options = {**options, "data": data}
     return make_basis(name, shape, **options)
 
 
@@ -61,17 +59,41 @@ def _x(shape, n=5, dtype=torch.float32, seed=0):
     return torch.randn(n, *shape, generator=g, dtype=torch.float64).to(dtype)
 
 
-def _pywt_flat(x: np.ndarray, wavelet: str, levels: int) -> np.ndarray:
-    with warnings.catch_warnings():  # "level too high": pywt still computes the periodized DWT
-        warnings.simplefilter("ignore")
-        coeffs = pywt.wavedec2(x, wavelet, mode="periodization", level=levels, axes=(-2, -1))
-    parts = [coeffs[0]] + [band for level in coeffs[1:] for band in level]
-    b, c = x.shape[:2]
-    return np.concatenate([p.reshape(b, c, -1) for p in parts], -1).reshape(b, -1)
+DESCRIPTIONS = {  # name -> (needs_data, option_names, positional, label)
+    "pixel": (False, (), True, "pixel"),
+    "pca": (True, (), False, "PCA"),
+    "fourier": (False, (), False, "Fourier"),
+    "dct": (False, (), False, "DCT"),
+    "wavelet": (False, ("wavelet", "levels"), False, "wavelet"),
+}
 
 
-def test_suite_covers_every_registered_basis():
-    assert {name for name, _ in KINDS.values()} == set(BASES)
+@pytest.mark.parametrize("name", list(BASES))
+def test_registered_classes_describe_themselves(name):
+    cls = BASES[name]
+    assert cls.name == name
+    assert type(cls.needs_data) is bool and type(cls.positional) is bool
+    assert isinstance(cls.label, str) and cls.label
+    assert isinstance(cls.option_names, tuple)
+    assert all(isinstance(o, str) for o in cls.option_names)
+    assert (cls.needs_data, cls.option_names, cls.positional, cls.label) == DESCRIPTIONS[name]
+
+
+def test_registry_refuses_incomplete_or_duplicate_classes():
+    before = dict(BASES)
+    with pytest.raises(TypeError, match="label"):
+
+        class Unlabelled(Basis):
+            name = "unlabelled"
+            needs_data, option_names, positional = False, (), False
+
+    with pytest.raises(TypeError, match="taken"):
+
+        class Impostor(Basis):
+            name = "pixel"
+            needs_data, option_names, positional, label = False, (), False, "impostor"
+
+    assert BASES == before
 
 
 # ---------------------------------------------------------------- invariant suite
@@ -115,12 +137,12 @@ def test_batched_equals_per_sample(kind, shape):
 
 @pytest.mark.parametrize("kind,shape", CASES, ids=IDS)
 def test_metadata_partition_and_order(kind, shape):
-    basis = _build(kind, shape)
+    basis, cls = _build(kind, shape), BASES[KINDS[kind][0]]
     d, (ch, h, w) = basis.dim, shape
     assert basis.shape == shape and d == ch * h * w
     scale = basis.scale()
     assert scale.shape == (d,) and scale.is_floating_point() and (scale >= 0).all()
-    per_channel = scale.reshape(1 if kind == "pca" else ch, -1)
+    per_channel = scale.reshape(1 if kind == "pca" else ch, -1)  # pca mixes the channels
     assert (per_channel.diff(dim=1) >= 0).all(), "components must run coarse -> fine"
     groups = basis.groups()
     names = [name for name, _ in groups]
@@ -133,9 +155,13 @@ def test_metadata_partition_and_order(kind, shape):
     if pos is not None:
         assert pos.shape == (d, 2) and pos.is_floating_point()
         assert (pos >= -0.5).all() and (pos[:, 0] <= h - 0.5).all() and (pos[:, 1] <= w - 0.5).all()
+    if cls.positional:  # component j of a channel is pixel (j // W, j % W)
+        grid = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"), -1)
+        assert torch.equal(pos, grid.reshape(-1, 2).float().repeat(ch, 1))
     spec = json.loads(json.dumps(basis.spec()))
     assert spec["name"] == KINDS[kind][0] and spec["shape"] == list(shape)
-    if kind != "pca":  # pca's spec does not carry its data
+    assert set(cls.option_names) <= set(spec)
+    if not cls.needs_data:  # a fitted basis' spec does not carry its data
         rebuilt = make_basis(spec.pop("name"), spec.pop("shape"), **spec)
         x = _x(shape, n=2)
         torch.testing.assert_close(rebuilt.encode(x), basis.encode(x))
@@ -192,7 +218,7 @@ def test_state_dict_round_trip(kind):
         if buf.is_floating_point() and buf.numel():
             buf.mul_(2)
     x = _x((1, 8, 8))  # float32 input: uses cached float32 copies of the float64 buffers
-    if kind != "pixel":  # the cache must see the in-place change (pixel has no buffers)
+    if basis.state_dict():  # the cache must see the in-place change
         assert not torch.allclose(other.encode(x), basis.encode(x))
     other.load_state_dict(basis.state_dict())  # in place: the cache must notice
     torch.testing.assert_close(other.encode(x), basis.encode(x))
@@ -208,145 +234,18 @@ def test_gradients_flow_through_encode_and_decode(kind):
     assert torch.autograd.gradcheck(basis.decode, (c,))
 
 
-# ---------------------------------------------------------------- fourier
-
-
-@pytest.mark.parametrize("shape", [(1, 8, 8), (2, 6, 9), (1, 5, 7), (1, 2, 2)])
-def test_fourier_frequencies_and_basis_functions(shape):
-    basis = make_basis("fourier", shape)
-    _, h, w = shape
-    freq = basis.frequencies()
-    assert freq.shape == (basis.dim, 2) and freq.dtype == torch.int64
-    assert (freq[:, 0] >= -(h // 2)).all() and (freq[:, 0] <= (h - 1) // 2).all()
-    assert (freq[:, 1] >= -(w // 2)).all() and (freq[:, 1] <= (w - 1) // 2).all()
-    torch.testing.assert_close(basis.scale(), freq.float().norm(dim=1))
-    # each basis image is a normalised cos or sin of its own frequency
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    theta = 2 * math.pi * (freq[:, 0, None, None] * rows / h + freq[:, 1, None, None] * cols / w)
-    images = basis.basis_images(torch.arange(basis.dim)).double().sum(1)  # other channels are 0
-    cos_n = theta.cos() / theta.cos().flatten(1).norm(dim=1)[:, None, None]
-    sin_n = theta.sin() / theta.sin().flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]
-    cos_hit = (images * cos_n).flatten(1).sum(1).abs() > 1 - 1e-6
-    sin_hit = (images * sin_n).flatten(1).sum(1).abs() > 1 - 1e-6
-    assert (cos_hit ^ sin_hit).all()
-    # the cos/sin components of a pair are adjacent: cos first, sin right after
-    ch0 = freq[: h * w]
-    for i in torch.nonzero(sin_hit[: h * w]).flatten():
-        assert i > 0 and torch.equal(ch0[i - 1], ch0[i]) and cos_hit[i - 1]
-
-
-@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 6, 9), (1, 5, 7)])
-def test_fourier_pure_cosine_stays_in_its_pair(shape):
-    basis = make_basis("fourier", shape)
-    _, h, w = shape
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    freq = basis.frequencies()
-    for ky, kx in [(0, 1), (1, 0), (1, 2), (-2, 1), (h // 2, 0), (h // 2, w // 2), (0, 0)]:
-        img = torch.cos(2 * math.pi * (ky * rows.double() / h + kx * cols.double() / w) + 0.3)
-        c = basis.encode(img[None, None])[0]
-        k = torch.tensor([ky, kx])
-        n = torch.tensor([h, w])
-        match = (((freq - k) % n == 0).all(1)) | (((freq + k) % n == 0).all(1))
-        assert 1 <= match.sum() <= 2
-        assert c[~match].abs().max() < 1e-10
-        torch.testing.assert_close(c[match].norm(), img.norm())
-        torch.testing.assert_close(basis.scale()[match].double(), freq[match].double().norm(dim=1))
-
-
-@given(h=st.integers(2, 40), w=st.integers(2, 40), ch=st.integers(1, 3))
-@settings(max_examples=25, deadline=None)
-def test_fourier_any_size_roundtrip_and_norm(h, w, ch):
-    basis = make_basis("fourier", (ch, h, w))
-    x = _x((ch, h, w), n=2, dtype=torch.float64)
-    c = basis.encode(x)
-    torch.testing.assert_close(basis.decode(c), x, atol=1e-12, rtol=0)
-    torch.testing.assert_close(c.norm(dim=1), x.flatten(1).norm(dim=1), atol=0, rtol=1e-12)
-    n_self = (1 + (h % 2 == 0)) * (1 + (w % 2 == 0))  # modes with 2k = 0
-    n_modes = n_self + (h * w - n_self) // 2  # each other mode shares two components
-    assert len(torch.unique(basis.frequencies()[: h * w], dim=0)) == n_modes
-
-
-# ---------------------------------------------------------------- dct
-
-
-@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 5, 7)])
-def test_dct_basis_images_are_cosine_products(shape):
-    basis = make_basis("dct", shape)
-    _, h, w = shape
-
-    def m(n):
-        k, j = torch.arange(n)[:, None].double(), torch.arange(n)[None].double()
-        out = math.sqrt(2 / n) * torch.cos(math.pi * (2 * j + 1) * k / (2 * n))
-        out[0] /= math.sqrt(2)
-        return out
-
-    freq = basis.frequencies()
-    assert freq.dtype == torch.int64 and freq.shape == (basis.dim, 2)
-    expected = m(h)[freq[:, 0], :, None] * m(w)[freq[:, 1], None, :]
-    images = basis.basis_images(torch.arange(basis.dim)).double()[:, 0]
-    torch.testing.assert_close(images, expected, atol=1e-6, rtol=0)
-    torch.testing.assert_close(basis.scale(), freq.float().norm(dim=1) / 2)
-    assert [n for n, _ in basis.groups()][:2] == ["|k|=0", "|k|=1"]
-
-
-# ---------------------------------------------------------------- wavelet
-
-
-@pytest.mark.filterwarnings("ignore:Level value")  # pywt: long filter on a short side
-@pytest.mark.parametrize("wavelet", WAVELETS)
-@pytest.mark.parametrize("side,levels", [(8, 1), (8, 3), (16, 2), (32, 5)])
-def test_wavelet_matches_pywt(wavelet, side, levels):
-    basis = make_basis("wavelet", (2, side, side), wavelet=wavelet, levels=levels)
-    x = _x((2, side, side), n=3, dtype=torch.float64)
-    ref = torch.from_numpy(_pywt_flat(x.numpy(), wavelet, levels))
-    torch.testing.assert_close(basis.encode(x), ref, atol=1e-9, rtol=0)
-    torch.testing.assert_close(basis.encode(x.float()), ref.float(), atol=1e-5, rtol=0)
-    # decode of arbitrary coefficients is pywt.waverec2 of the same coefficient list
-    c = _x((basis.dim,), n=3, dtype=torch.float64, seed=4)
-    flat, n = c.reshape(3, 2, -1).numpy(), side >> levels
-    coeffs, start = [flat[..., : n * n].reshape(3, 2, n, n)], n * n
-    for j in range(levels):
-        m = n << j
-        bands = flat[..., start : start + 3 * m * m].reshape(3, 2, 3, m, m)
-        coeffs.append(tuple(bands[:, :, i] for i in range(3)))
-        start += 3 * m * m
-    rec = pywt.waverec2(coeffs, wavelet, mode="periodization", axes=(-2, -1))
-    torch.testing.assert_close(basis.decode(c), torch.from_numpy(rec), atol=1e-9, rtol=0)
-
-
-def test_wavelet_layout():
-    basis = make_basis("wavelet", (2, 16, 16), wavelet="db2", levels=2)
-    names = [n for n, _ in basis.groups()]
-    assert names == ["approx", "L1 H", "L1 V", "L1 D", "L2 H", "L2 V", "L2 D"]
-    sizes = [len(idx) for _, idx in basis.groups()]
-    assert sizes == [2 * 16, 2 * 16, 2 * 16, 2 * 16, 2 * 64, 2 * 64, 2 * 64]
-    scale = basis.scale()[:256]
-    assert scale[:16].eq(0).all() and scale[16:64].eq(1).all() and scale[64:].eq(2).all()
-    pos = basis.positions()
-    torch.testing.assert_close(pos[0], torch.tensor([1.5, 1.5]))  # approx cell of side 4
-    torch.testing.assert_close(pos[64], torch.tensor([0.5, 0.5]))  # first finest H cell
-    torch.testing.assert_close(pos[256], pos[0])  # channel 1 repeats channel 0
-    assert basis.spec() == {"name": "wavelet", "shape": [2, 16, 16], "wavelet": "db2", "levels": 2}
-    assert make_basis("wavelet", (1, 32, 32)).levels == 5  # default: full depth
-
-
-@given(
-    log_side=st.integers(3, 6),
-    data=st.data(),
-    wavelet=st.sampled_from(WAVELETS),
-    ch=st.integers(1, 2),
-)
-@settings(max_examples=20, deadline=None)
-def test_wavelet_random_sizes_roundtrip_norm_and_pywt(log_side, data, wavelet, ch):
-    side = 2**log_side
-    levels = data.draw(st.integers(1, log_side), label="levels")
-    basis = make_basis("wavelet", (ch, side, side), wavelet=wavelet, levels=levels)
-    x = _x((ch, side, side), n=2, dtype=torch.float64)
-    c = basis.encode(x)
-    torch.testing.assert_close(basis.decode(c), x, atol=1e-12, rtol=0)
-    torch.testing.assert_close(c.norm(dim=1), x.flatten(1).norm(dim=1), atol=0, rtol=1e-12)
-    ref = torch.from_numpy(_pywt_flat(x.numpy(), wavelet, levels))
-    torch.testing.assert_close(c, ref, atol=1e-9, rtol=0)
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_coefficient_layout_has_matching_axes(kind):
+    basis = _build(kind, (2, 8, 8))
+    c = _x((basis.dim,), n=1)[0]
+    layout = basis.coefficient_layout(c, max_bars=40)
+    assert layout.kind in ("image", "bars") and np.isfinite(layout.values).all()
+    if layout.kind == "bars":
+        assert layout.values.shape == layout.x.shape == (min(40, basis.dim),)
+    else:
+        assert layout.values.shape == (len(layout.y), len(layout.x))
+    with pytest.raises(ValueError, match=f"c must have {basis.dim} entries"):
+        basis.coefficient_layout(c[:-1])
 
 
 # ---------------------------------------------------------------- validation
@@ -407,18 +306,20 @@ def test_invalid_inputs(kind):
             basis.basis_images(bad)
 
 
-def test_bases_module_imports_without_pywt():
-    path = Path(__file__).resolve().parents[1] / "rgdiff_core" / "bases.py"
+def test_bases_package_imports_without_pywt():
     probe = (
-        "import importlib.util, sys\n"
+        "import sys\n"
         "sys.modules['pywt'] = None\n"  # makes `import pywt` raise ImportError
-        f"spec = importlib.util.spec_from_file_location('bases_probe', {str(path)!r})\n"
-        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
-        "mod.make_basis('fourier', (1, 8, 8))\n"
-        "try:\n    mod.make_basis('wavelet', (1, 8, 8))\nexcept ImportError:\n    pass\n"
+        "from rgdiff_core.bases import make_basis\n"
+        "make_basis('fourier', (1, 8, 8))\n"
+        "try:\n    make_basis('wavelet', (1, 8, 8))\nexcept ImportError:\n    pass\n"
         "else:\n    sys.exit('wavelet basis built without pywt')\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
     )
     assert proc.returncode == 0, proc.stderr or proc.stdout
