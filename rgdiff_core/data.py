@@ -52,6 +52,7 @@ from torch import Tensor
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 FIELD_STD = 0.5
+FIELD_EXPONENT, FIELD_MASS = 3.0, 1.0  # the "fields" dataset's spectrum (k^2 + m^2)^(-p/2)
 MAX_IMAGE_PIXELS = 50_000_000  # uploads above this are refused before decoding
 SPLITS = ("train", "test")
 SPLIT_SEEDS = {"train": 0, "test": 1}
@@ -203,7 +204,9 @@ def _patches(size: int, split: str, n_train: int = 3000, n_test: int = 500) -> T
     return _resize(x, size).clamp_(-1.0, 1.0)
 
 
-def _fields(size: int, split: str, exponent: float = 3.0, mass: float = 1.0) -> Tensor:
+def _fields(
+    size: int, split: str, exponent: float = FIELD_EXPONENT, mass: float = FIELD_MASS
+) -> Tensor:
     n = 500 if split == "test" else 2000
     gen = torch.Generator().manual_seed(SPLIT_SEEDS[split])
     return gaussian_field(n, size, exponent, mass, generator=gen)
