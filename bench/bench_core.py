@@ -27,10 +27,27 @@ from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser  # noqa: E
 from rgdiff_core.priors import make_prior  # noqa: E402
 from rgdiff_core.process import Process  # noqa: E402
 from rgdiff_core.samplers import sample  # noqa: E402
-from rgdiff_core.schedules import order_labels, soft_conditioning_schedule  # noqa: E402
+from rgdiff_core.specs import (  # noqa: E402
+    BasisSpec,
+    ComponentStats,
+    DataSpec,
+    PriorSpec,
+    ProcessSpec,
+    ScheduleSpec,
+    build_process,
+    build_schedule,
+)
 
 SIZE = 32
 D = SIZE * SIZE
+FLAT = ScheduleSpec(order="custom", softness=1.0)  # every label equal: one shared gamma(t)
+
+
+def process_of(dataset, data, basis: BasisSpec, prior: str, schedule=FLAT, device="cpu"):
+    """The library's own builder; FLAT gets all-equal custom labels."""
+    spec = ProcessSpec(DataSpec(dataset, SIZE), basis, PriorSpec(prior), schedule)
+    labels = torch.zeros(D) if schedule.order == "custom" else None
+    return build_process(spec, data.cpu(), labels=labels, device=device)
 
 
 def bench_roundtrip(device):
@@ -54,16 +71,13 @@ def bench_roundtrip(device):
     )
     for name, opts, ref in [
         ("pixel", {}, t_matmul),
-        ("pca", {"data": data.cpu()}, t_matmul),
+        ("pca", {}, t_matmul),
         ("fourier", {}, t_fft),
         ("dct", {}, t_fft),
         ("wavelet", {"wavelet": "haar"}, t_fft),
         ("wavelet", {"wavelet": "db4"}, t_fft),
     ]:
-        basis = make_basis(name, (1, SIZE, SIZE), **opts)
-        prior = make_prior("white", basis)
-        sched = soft_conditioning_schedule(torch.zeros(D), 1.0)
-        process = Process(basis, prior, sched).to(device)
+        process = process_of("shapes", data, BasisSpec(name, **opts), "white", device=device)
 
         def run(process=process):
             z, _ = process.add_noise(process.encode(data), 0.5, generator=gen)
@@ -80,10 +94,7 @@ def bench_roundtrip(device):
 def bench_empirical(device):
     print("\n== EmpiricalDenoiser call, N=2000, D=1024, batch 64 (budget >= 50 % of matmul)")
     data = load_dataset("shapes", SIZE)[:2000]
-    basis = make_basis("dct", (1, SIZE, SIZE))
-    process = Process(
-        basis, make_prior("data", basis, data=data), soft_conditioning_schedule(torch.zeros(D), 1.0)
-    ).to(device)
+    process = process_of("shapes", data, BasisSpec("dct"), "data", device=device)
     den = EmpiricalDenoiser(process, data.to(device))
     z = torch.randn(64, D, device=device)
     items = den.items
@@ -100,11 +111,8 @@ def bench_empirical(device):
 def bench_sampling(device):
     print("\n== sample 64 images x 100 ancestral steps (budget <= 2 s, median of 5)")
     data = load_dataset("fields", SIZE)
-    basis = make_basis("fourier", (1, SIZE, SIZE))
-    prior = make_prior("data", basis, data=data)
-    labels = order_labels("scale", basis)
-    process = Process(basis, prior, soft_conditioning_schedule(labels, 1.0, clip=True))
-    process = process.to(device)
+    scale = ScheduleSpec(order="scale", softness=1.0, clip=True)
+    process = process_of("fields", data, BasisSpec("fourier"), "data", scale, device)
     cov = gaussian_field_covariance(SIZE)
     denoisers = {
         "gaussian": GaussianDenoiser(process, torch.zeros(D), cov),
@@ -120,11 +128,7 @@ def bench_sampling(device):
         )
         print(f"{name:10s} {t:.2f} s  {verdict(t <= 2)}")
     # the dense (non-diagonal) Gaussian route: a wavelet basis with per-component gammas
-    wbasis = make_basis("wavelet", (1, SIZE, SIZE), wavelet="haar")
-    wprior = make_prior("data", wbasis, data=data)
-    wproc = Process(
-        wbasis, wprior, soft_conditioning_schedule(order_labels("scale", wbasis), 1.0, clip=True)
-    ).to(device)
+    wproc = process_of("fields", data, BasisSpec("wavelet"), "data", scale, device)
     wden = GaussianDenoiser(wproc, torch.zeros(D), cov)
     gen = torch.Generator(device=device).manual_seed(0)
     t = median_time(
@@ -143,7 +147,9 @@ def peer_setup(device):
     prior = make_prior("explicit", basis, std=power.sqrt())
     cov = gaussian_field_covariance(SIZE, exponent=3.0, mass=1.0)
     lam = torch.diagonal(_component_cov(basis, cov))
-    sched = soft_conditioning_schedule(-power.log(), 0.5, variances=lam / power)
+    v = lam / power
+    stats = ComponentStats(torch.zeros(D, dtype=torch.float64), lam, lam, v)
+    sched = build_schedule(ScheduleSpec(order="custom", softness=0.5), basis, stats, -power.log())
     process = Process(basis, prior, sched).to(device)
     return process, GaussianDenoiser(process, torch.zeros(D), cov), lam
 

@@ -30,13 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rgdiff_core.data import load_dataset  # noqa: E402
-from rgdiff_core.denoisers import (  # noqa: E402
-    EmpiricalDenoiser,
-    GaussianDenoiser,
-    load_checkpoint,
-    load_network_denoiser,
-    process_from_checkpoint,
-)
+from rgdiff_core.denoisers import load_checkpoint, load_model  # noqa: E402
+from rgdiff_core.denoisers.registry import DenoiserSpec, build_denoiser  # noqa: E402
 from rgdiff_core.metrics import (  # noqa: E402
     nearest_neighbour_distance,
     rapsd_log_error,
@@ -56,14 +51,11 @@ def evaluate(
     test = load_dataset(ckpt["dataset"], ckpt["size"], "test")
     rows = []
     for softness in SOFTNESS:
-        process = process_from_checkpoint(
-            ckpt, softness=softness, device=device, gamma_noise=gamma_noise
-        )
-        net, _ = load_network_denoiser(path, process=process, device=device)
+        process, net = load_model(path, softness, gamma_noise=gamma_noise, device=device)
         denoisers = {
             "net": net,
-            "empirical": EmpiricalDenoiser(process, train.to(device)),
-            "gaussian": GaussianDenoiser.fit(process, train),
+            "empirical": build_denoiser(DenoiserSpec("empirical"), process, train),
+            "gaussian": build_denoiser(DenoiserSpec("gaussian_fit"), process, train),
         }
         needed = stiffness(process.schedule)["steps_needed"]
         for name, den in denoisers.items():

@@ -32,13 +32,10 @@ from _timing import median_time, verdict  # noqa: E402
 
 from rgdiff_core import experiments as ex  # noqa: E402
 from rgdiff_core import viz  # noqa: E402
-from rgdiff_core.bases import make_basis  # noqa: E402
 from rgdiff_core.data import load_dataset  # noqa: E402
 from rgdiff_core.denoisers import EmpiricalDenoiser  # noqa: E402
-from rgdiff_core.priors import component_stats, make_prior  # noqa: E402
-from rgdiff_core.process import Process  # noqa: E402
 from rgdiff_core.samplers import sample  # noqa: E402
-from rgdiff_core.schedules import order_labels, soft_conditioning_schedule  # noqa: E402
+from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, build_process  # noqa: E402
 
 SIZE, N, STEPS = 32, 16, 200
 BUDGET_S, PREVIEW_BUDGET_S = 2.0, 0.25
@@ -46,14 +43,8 @@ BUDGET_S, PREVIEW_BUDGET_S = 2.0, 0.25
 
 def build(device: str):
     data = load_dataset("digits", SIZE)
-    basis = make_basis("wavelet", (1, SIZE, SIZE), wavelet="haar")
-    prior = make_prior("white", basis, data=data)
-    _, lam = component_stats(basis, data)
-    lam = lam.clamp_min(1e-6 * float(lam.mean()))
-    sched = soft_conditioning_schedule(
-        order_labels("variance", basis, variances=lam), 1.0, variances=lam / prior.std.double() ** 2
-    )
-    process = Process(basis, prior, sched).to(device)
+    spec = ProcessSpec(DataSpec("digits", SIZE), BasisSpec("wavelet"), PriorSpec("white"))
+    process = build_process(spec, data, device=device)
     return process, EmpiricalDenoiser(process, data.to(device))
 
 

@@ -64,23 +64,26 @@ def component_stats(basis, data: Tensor, batch: int = 1024) -> tuple[Tensor, Ten
     return mean, var
 
 
-def _white(basis, data=None):
-    mean = component_stats(basis, data)[0] if data is not None else torch.zeros(basis.dim)
+# Each kind gets the data's component moments (mean, var) (D,) float64, or None without data.
+
+
+def _white(basis, moments=None):
+    mean = moments[0] if moments is not None else torch.zeros(basis.dim)
     return Prior(mean, torch.ones(basis.dim), "white")
 
 
-def _data(basis, data=None, floor: float = 1e-4):
-    if data is None:
+def _data(basis, moments=None, floor: float = 1e-4):
+    if moments is None:
         raise ValueError("prior 'data' needs data")
     if not floor > 0:
         raise ValueError(f"floor must be > 0, got {floor}")
-    mean, var = component_stats(basis, data)
+    mean, var = moments
     # the floor is relative to the mean variance so it is scale-free
     var = var.clamp_min(floor * float(var.mean().clamp_min(1e-12)))
     return Prior(mean, var.sqrt(), "data", {"floor": floor})
 
 
-def _power_law(basis, data=None, exponent: float = 2.0):
+def _power_law(basis, moments=None, exponent: float = 2.0):
     if not (
         isinstance(exponent, (int, float))
         and not isinstance(exponent, bool)
@@ -89,13 +92,13 @@ def _power_law(basis, data=None, exponent: float = 2.0):
         raise ValueError(f"exponent must be in [0, 10], got {exponent!r}")
     var = (1 + basis.scale().double().cpu()) ** (-float(exponent))
     mean = torch.zeros(basis.dim, dtype=torch.float64)
-    if data is not None:
-        mean, data_var = component_stats(basis, data)
+    if moments is not None:
+        mean, data_var = moments
         var = var * (data_var.mean() / var.mean())
     return Prior(mean, var.sqrt(), "power_law", {"exponent": float(exponent)})
 
 
-def _explicit(basis, data=None, mean=None, std=None):
+def _explicit(basis, moments=None, mean=None, std=None):
     if std is None:
         raise ValueError("prior 'explicit' needs std (and optionally mean)")
     std = torch.as_tensor(std).flatten()
@@ -114,4 +117,5 @@ def make_prior(kind: str, basis, data: Tensor | None = None, **options) -> Prior
         raise ValueError(f"kind must be one of {sorted(PRIORS)}, got {kind!r}")
     if data is not None and not (isinstance(data, Tensor) and torch.isfinite(data).all()):
         raise ValueError("data must be a tensor of finite numbers (N, C, H, W)")
-    return PRIORS[kind](basis, data, **options)
+    moments = None if data is None or kind == "explicit" else component_stats(basis, data)
+    return PRIORS[kind](basis, moments, **options)

@@ -1,5 +1,5 @@
 """Network checkpoints: save, load (never executing a pickle), rebuild the trained process,
-and export a training checkpoint as a shipped model.
+(training/export.py turns a training checkpoint into a shipped model).
 
 A checkpoint is a plain dict of tensors and primitive values, read with
 torch.load(weights_only=True). It holds the network, the basis (spec and state), the prior
@@ -12,7 +12,6 @@ process from the stored tensors at any softness; `load_model` returns (process, 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -33,7 +32,6 @@ __all__ = [
     "process_from_checkpoint",
     "checkpoint_spec",
     "check_compatible",
-    "export_checkpoint",
     "atomic_save",
     "weights_megabytes",
     "CHECKPOINT_FORMAT",
@@ -255,7 +253,8 @@ def checkpoint_spec(ckpt: dict):
     name = basis.pop("name")
     basis.pop("shape", None)
     fields = {k: v for k, v in basis.items() if k in ("wavelet", "levels")}
-    prior = PriorSpec(ckpt["prior_kind"], **(ckpt.get("prior_options") or {}))
+    options = ckpt.get("prior_options") or {}
+    prior = PriorSpec(ckpt["prior_kind"], **{k: options[k] for k in ("exponent",) if k in options})
     schedule = ScheduleSpec(
         family="soft",
         order=ckpt["order"],
@@ -424,59 +423,3 @@ def load_model(
 def weights_megabytes(state_dict: dict) -> float:
     """Size of a state dict's tensors in MB (1e6 bytes)."""
     return sum(v.numel() * v.element_size() for v in state_dict.values()) / 1e6
-
-
-def export_checkpoint(
-    checkpoint: str | os.PathLike,
-    dest: str | os.PathLike,
-    command: str | None = None,
-    max_mb: float = 10.0,
-) -> dict:
-    """Write the EMA model of a training checkpoint to `dest` (NAME.pt, no optimiser state;
-    weights as float16 only if float32 would exceed max_mb), plus NAME.json (config, command,
-    steps, hardware, time, final loss) and NAME_loss.csv (step,loss). Returns the JSON dict."""
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    train_state = ckpt.pop("train", None) or {}
-    dest = Path(dest)
-    basis_mb = weights_megabytes(ckpt["basis_state"])
-    half = weights_megabytes(ckpt["state_dict"]) + basis_mb > 0.95 * max_mb
-    if half:
-        ckpt["state_dict"] = {
-            k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
-        }
-    if command is not None:
-        ckpt["command"] = command
-    atomic_save(ckpt, dest)
-    losses = ckpt["loss_history"]
-    tail = losses[-100:]
-    meta = {
-        "file": dest.name,
-        "format": ckpt["format"],
-        "version": ckpt["version"],
-        "dataset": ckpt["dataset"],
-        "size": ckpt["size"],
-        "channels": ckpt["channels"],
-        "basis": ckpt["basis_spec"],
-        "prior": ckpt["prior_kind"],
-        "order": ckpt["order"],
-        "gamma_denoise": ckpt["gamma_denoise"],
-        "gamma_noise": ckpt["gamma_noise"],
-        "clip": ckpt["clip"],
-        "softness_family": ckpt["softness_family"],
-        "model_config": ckpt["model_config"],
-        "parameters": sum(v.numel() for v in ckpt["state_dict"].values()),
-        "weights_dtype": "float16" if half else "float32",
-        "file_mb": round(dest.stat().st_size / 1e6, 3),
-        "train_config": train_state.get("config"),
-        "command": ckpt["command"],
-        "steps": ckpt["steps"],
-        "hardware": ckpt["hardware"],
-        "time_s": ckpt["time_s"],
-        "final_loss": sum(tail) / len(tail) if tail else None,
-    }
-    stem = dest.with_suffix("")
-    json_path = stem.parent / (stem.name + ".json")
-    json_path.write_text(json.dumps(meta, indent=2) + "\n")
-    csv_path = stem.parent / (stem.name + "_loss.csv")
-    csv_path.write_text("step,loss\n" + "".join(f"{i + 1},{x:.6g}\n" for i, x in enumerate(losses)))
-    return meta

@@ -33,8 +33,8 @@ wrapped in DistributedDataParallel (nccl on CUDA, gloo on CPU); every rank draws
 (`batch` is per process), only rank 0 logs and writes checkpoints.
 """
 
-from ..denoisers.checkpoints import export_checkpoint
 from .config import AMP_MODES, TrainConfig
+from .export import export_checkpoint
 from .loop import CHECKPOINT_NAME, train
 from .trainer import (
     Trainer,
