@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 
 from rgdiff_core import viz
+from rgdiff_core.bases import BASES
 from ui import cache, plots, state, widgets
 from ui.specs import DataSpec
 
@@ -131,7 +132,7 @@ def at_time(name, spec, proc, info, t: float, x0, data: DataSpec, how: str, n_pr
         )
     with c2:
         layout = viz.coefficient_layout(proc.basis, view.coefficients)
-        fig = component_fig(layout, spec.basis.name, 220 if n_procs > 1 else 300)
+        fig = component_fig(layout, BASES[spec.basis.name].positional, 220 if n_procs > 1 else 300)
         st.plotly_chart(fig, key=f"{name}_components")
     groups, _ = widgets.display_groups(proc.basis, info, spec.schedule, how)
     g_snr = viz.group_means(view.log_snr, groups) / np.log(10)  # log10 for the bars
@@ -166,13 +167,14 @@ def noised_spectra_fig(x0: torch.Tensor, view, t: float):
     )
 
 
-def component_fig(layout, basis_name: str, height: int):
+def component_fig(layout, positional: bool, height: int):
+    """Bars, the pixels themselves (a positional basis), or log10 |c| as an image."""
     title = "components at t" if layout.kind == "bars" else "components at t, log10 |c|"
     if layout.kind == "bars":
         return plots.bars_fig(
             layout.x, layout.values, title, layout.x_title, layout.y_title, height=height
         )
-    if basis_name == "pixel":
+    if positional:
         return plots.image_fig(
             layout.values,
             "components at t (pixels)",

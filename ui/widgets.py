@@ -15,6 +15,7 @@ import streamlit as st
 import torch
 
 from rgdiff_core import viz
+from rgdiff_core.bases import BASES
 from ui import custom_labels, state
 from ui.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
 
@@ -117,8 +118,10 @@ def basis_picker(prefix: str = "", size: int = 32) -> BasisSpec:
         "orthogonal PyWavelets family, coarse to fine.",
     )
     wavelet, levels = state.default(prefix + "wavelet"), None
-    if name == "wavelet":
+    options = BASES[name].option_names  # the choices this basis offers beyond its name
+    if options:
         c1, c2 = st.columns(2)
+    if "wavelet" in options:
         with c1:
             wavelet = selectbox(
                 "Wavelet",
@@ -126,6 +129,7 @@ def basis_picker(prefix: str = "", size: int = 32) -> BasisSpec:
                 prefix + "wavelet",
                 help="Orthogonal wavelet family (periodized).",
             )
+    if "levels" in options:
         with c2:
             lv = selectbox(
                 "Levels",
@@ -337,7 +341,7 @@ def display_groups(bas, info, schedule: ScheduleSpec, how: str) -> tuple[list, s
 
 def check_basis(b: BasisSpec, size: int) -> str | None:
     """A plain-words problem with the basis controls, or None."""
-    if b.name == "wavelet" and b.levels is not None and 2**b.levels > size:
+    if "levels" in BASES[b.name].option_names and b.levels is not None and 2**b.levels > size:
         return (
             f"{b.levels} wavelet levels need images of at least {2**b.levels} px, but the "
             f"image size is {size}: lower the levels (max {int(math.log2(size))}) or raise "
