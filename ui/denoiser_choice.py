@@ -22,7 +22,6 @@ from ui.specs import DataSpec, ProcessSpec, ScheduleSpec
 
 BIND: Any = "query-params"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
-FIELDS_EXPONENT, FIELDS_MASS = 3.0, 1.0  # the fields dataset's spectrum (data.py defaults)
 DENOISER_LABELS = {
     "empirical": "exact empirical (training set; reproduces training items)",
     "gaussian_fit": "exact Gaussian fitted to the data (mean and covariance)",

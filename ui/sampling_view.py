@@ -9,6 +9,7 @@ import streamlit as st
 
 from rgdiff_core import experiments as ex
 from rgdiff_core import viz
+from rgdiff_core.data import FIELD_EXPONENT, FIELD_MASS
 from ui import (
     cache,
     custom_labels,
@@ -107,9 +108,7 @@ def spectrum_check(samples, spec: ProcessSpec, process, steps: int, stiff: dict)
     if samples.shape[0] < 8:
         st.info("The spectrum check needs at least 8 samples.")
         return
-    _, p_true = ex.true_field_rapsd(
-        spec.data.size, denoiser_choice.FIELDS_EXPONENT, denoiser_choice.FIELDS_MASS
-    )
+    _, p_true = ex.true_field_rapsd(spec.data.size, FIELD_EXPONENT, FIELD_MASS)
     chk = ex.spectrum_check(samples, p_true)
     st.plotly_chart(run_plots.spectrum_check_fig(chk), key="spectrum_check")
     verdict = (

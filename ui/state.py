@@ -120,8 +120,8 @@ PROCESS_DEFAULTS: dict[str, Any] = {
     "bmax": 20.0,
     "order": "variance",
     "soft": 1.0,
-    "gd": -7.0,
-    "gn": 3.0,
+    "gd": schedules.GAMMA_DENOISE,
+    "gn": schedules.GAMMA_NOISE,
     "clip": False,
 }
 
