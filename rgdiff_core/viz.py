@@ -6,10 +6,11 @@ front end can draw; none of it is needed to train or sample.
 - Images are (N, C, H, W) or (C, H, W) with values in [-1, 1]; `to_uint8` maps [-1, 1] to
   0..255 (grey for C = 1, RGB for C = 3), `image_grid` tiles a batch into one image.
 - Coefficient layouts (`coefficient_layout`) show a coefficient vector c (D,) the way its basis
-  is usually drawn: pixel -> the image itself; wavelet -> the pyramid mosaic of pywt's
-  coeffs_to_array ([[approx, V], [H, D]] recursively, coarse at the top left); Fourier -> |F(k)|
-  on the centred (ky, kx) grid, each cos/sin pair's energy shared equally by k and -k (so the map
-  is |rfft2|-consistent and symmetric); DCT -> |c| at (ky, kx); PCA -> bars over rank.
+  is usually drawn; each basis gives its own (Basis.coefficient_layout): pixel -> the image
+  itself; wavelet -> the pyramid mosaic of pywt's coeffs_to_array ([[approx, V], [H, D]]
+  recursively, coarse at the top left); Fourier -> |F(k)| on the centred (ky, kx) grid, each
+  cos/sin pair's energy shared equally by k and -k (so the map is |rfft2|-consistent and
+  symmetric); DCT -> |c| at (ky, kx); PCA -> bars over rank.
 - Schedule curves: gamma_i(t) on a grid and the true log-SNR_i = log v_i - gamma_i
   (docs/maths.md §1); the generation-order map sorts components by label (lowest = generated first)
   and marks the SNR = 1 frontier t*_i where log-SNR_i crosses 0.
@@ -20,12 +21,14 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+
+from .bases import CoefficientLayout, wavelet_mosaic
 
 __all__ = [
     "to_numpy",
@@ -125,111 +128,18 @@ def encode_gif(frames: Sequence[np.ndarray], duration_ms: int = 80, loop: int = 
 # ---------------------------------------------------------------- coefficient layouts
 
 
-@dataclass
-class CoefficientLayout:
-    """How to draw a coefficient vector: an image (`values` (H, W)) or bars (`values` (K,)).
-
-    x, y: axis coordinates (column and row centres for images, ranks for bars); bands: for
-    wavelet mosaics, (row0, col0, size, name) of each sub-band square, for outlines and labels.
-    """
-
-    kind: str  # "image" or "bars"
-    values: np.ndarray
-    title: str
-    x: np.ndarray
-    y: np.ndarray | None = None
-    x_title: str = ""
-    y_title: str = ""
-    bands: list[tuple[int, int, int, str]] = field(default_factory=list)
-
-
-def wavelet_mosaic(
-    c: np.ndarray, side: int, levels: int
-) -> tuple[np.ndarray, list[tuple[int, int, int, str]]]:
-    """One channel's wavelet coefficients (side*side,) in WaveletBasis order -> (side, side)
-    mosaic [[approx, V], [H, D]] (recursively), and the sub-band squares."""
-    mos = np.zeros((side, side))
-    m = side >> levels
-    mos[:m, :m] = c[: m * m].reshape(m, m)
-    bands = [(0, 0, m, "approx")]
-    off = m * m
-    for j in range(1, levels + 1):
-        for name, (r0, c0) in zip("HVD", ((m, 0), (0, m), (m, m)), strict=True):
-            mos[r0 : r0 + m, c0 : c0 + m] = c[off : off + m * m].reshape(m, m)
-            bands.append((r0, c0, m, f"L{j} {name}"))
-            off += m * m
-        m *= 2
-    return mos, bands
-
-
 def frequency_map(basis, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """|coefficient| placed at its frequency, one channel. Fourier: centred (ky, kx) grid of
-    |F(k)| (pairs share their energy between k and -k); DCT: (ky, kx) >= 0 grid of |c|.
+    """|coefficient| placed at its frequency, one channel's c (H*W,), for a basis with
+    frequencies (Fourier: centred signed (ky, kx) grid; DCT: (ky, kx) >= 0 grid).
     Returns (map (H, W), kx coords (W,), ky coords (H,))."""
-    _, h, w = basis.shape
-    n = h * w
-    freq = basis.frequencies()[:n].cpu().numpy()
-    energy = c[:n] ** 2
-    if basis.name == "dct":
-        out = np.zeros((h, w))
-        np.add.at(out, (freq[:, 0], freq[:, 1]), energy)
-        return np.sqrt(out), np.arange(w), np.arange(h)
-    ky, kx = freq[:, 0], freq[:, 1]
-    selfc = ((2 * ky) % h == 0) & ((2 * kx) % w == 0)
-    share = np.where(selfc, 1.0, 0.5)
-    out = np.zeros((h, w))
-    cy, cx = h // 2, w // 2  # index of k = 0 after centring (as np.fft.fftshift)
-    np.add.at(out, ((ky + cy) % h, (kx + cx) % w), energy * share)
-    np.add.at(out, ((-ky + cy) % h, (-kx + cx) % w), energy * np.where(selfc, 0.0, 0.5))
-    coords_x = np.arange(w) - cx
-    coords_y = np.arange(h) - cy
-    return np.sqrt(out), coords_x, coords_y
+    return basis.frequency_map(c)
 
 
 def coefficient_layout(basis, c: Tensor | np.ndarray, max_bars: int = 128) -> CoefficientLayout:
-    """Layout of one coefficient vector c (D,) of `basis` for display (module docstring).
-
-    Multi-channel images show their channels side by side (images) or channel 0 (bars).
-    """
-    c = to_numpy(c).reshape(-1)
-    if c.size != basis.dim:
-        raise ValueError(f"c must have {basis.dim} entries, got {c.size}")
-    ch, h, w = basis.shape
-    per = c.reshape(ch, h * w) if basis.name != "pca" else None
-    if basis.name == "pca":
-        k = min(max_bars, c.size)
-        return CoefficientLayout(
-            "bars",
-            c[:k],
-            "PCA coefficients by rank",
-            np.arange(k),
-            x_title="rank (decreasing variance)",
-            y_title="coefficient",
-        )
-    if basis.name == "pixel":
-        img = np.concatenate([p.reshape(h, w) for p in per], axis=1)
-        return CoefficientLayout(
-            "image", img, "pixel values", np.arange(img.shape[1]), np.arange(h), "column", "row"
-        )
-    if basis.name == "wavelet":
-        parts = [wavelet_mosaic(p, h, basis.levels) for p in per]
-        img = np.concatenate([m for m, _ in parts], axis=1)
-        return CoefficientLayout(
-            "image",
-            img,
-            f"{basis.wavelet} wavelet pyramid, {basis.levels} levels",
-            np.arange(img.shape[1]),
-            np.arange(h),
-            bands=parts[0][1],
-        )
-    if basis.name in ("fourier", "dct"):
-        maps = [frequency_map(basis, p) for p in per]
-        img = np.concatenate([m for m, _, _ in maps], axis=1)
-        _, kx, ky = maps[0]
-        kx = np.concatenate([kx] * ch) if ch > 1 else kx
-        title = "|F(k)|, k = 0 at the centre" if basis.name == "fourier" else "|DCT coefficient|"
-        return CoefficientLayout("image", img, title, kx, ky, "k_x", "k_y")
-    raise ValueError(f"no layout for basis {basis.name!r}")
+    """Layout of one coefficient vector c (D,) of `basis` for display: the basis' own
+    (Basis.coefficient_layout; module docstring). Multi-channel images show their channels side
+    by side (images) or in component order (bars)."""
+    return basis.coefficient_layout(c, max_bars)
 
 
 # ---------------------------------------------------------------- groups and curves
