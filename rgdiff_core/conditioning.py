@@ -20,12 +20,13 @@ returns the input itself.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from .samplers import SamplingCancelled, sample_latents
+from .samplers import SamplingCancelled, StepInfo, sample_latents
 
 __all__ = [
     "MASK_PRESETS",
@@ -218,15 +219,16 @@ def extend_columns(
     n: int = 1,
     stride: int = 1,
     generator: torch.Generator | None = None,
-    callback: Callable[[int, int], None] | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
 ) -> Tensor:
     """Extend image (1, C, H, W) to the right by extra_cols columns (pixel basis).
 
     A window of the training width W slides along the canvas `stride` columns at a time: its
     first W - stride columns are known (the canvas so far) and its last `stride` columns are
     sampled, conditioned on them. Returns n extended images (n, C, H, W + extra_cols) on the
-    CPU; the first W columns are the input. callback(done, total) after each window; if it
-    raises SamplingCancelled, the columns done so far are returned.
+    CPU; the first W columns are the input. callback(StepInfo) after each window, counting
+    columns (done = columns added of steps = extra_cols; z and x0_hat: the window's sample);
+    if it raises SamplingCancelled, the columns done so far are returned.
     """
     _need_basis(process, ("pixel",), "extension")
     c, h, w = process.shape
@@ -246,7 +248,7 @@ def extend_columns(
     dev = process.device
     canvas = torch.zeros(n, c, h, w + extra_cols, device=dev)
     canvas[..., :w] = image.to(dev, torch.float32)
-    pos = w
+    pos, start = w, time.perf_counter()
     while pos < w + extra_cols:
         k = min(stride, w + extra_cols - pos)
         window = canvas[..., pos + k - w : pos + k]
@@ -268,7 +270,8 @@ def extend_columns(
         pos += k
         if callback is not None:
             try:
-                callback(pos - w, extra_cols)
+                elapsed = time.perf_counter() - start
+                callback(StepInfo(pos - w - 1, extra_cols, 0.0, u, u, elapsed))
             except SamplingCancelled:
                 return canvas[..., :pos].cpu()
     return canvas.cpu()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -39,7 +39,14 @@ from .metrics import (
     rapsd_log_error,
     sliced_wasserstein,
 )
-from .samplers import MAX_STEPS, SAMPLERS, SamplingCancelled, nfe_count, sample_latents
+from .samplers import (
+    MAX_STEPS,
+    SAMPLERS,
+    SamplingCancelled,
+    StepInfo,
+    nfe_count,
+    sample_latents,
+)
 
 __all__ = [
     "Trajectory",
@@ -131,8 +138,8 @@ class _Counted:
 class Recorder:
     """Sampler callback recording a bounded trajectory (module docstring).
 
-    on_step(step=, steps=, t=, z=, x0_hat=, elapsed=) is called after every step (progress,
-    previews); it may raise SamplingCancelled. time_limit: seconds, then SamplingCancelled.
+    on_step(StepInfo) is called after every step (progress, previews); it may raise
+    SamplingCancelled. time_limit: seconds, then SamplingCancelled.
     """
 
     def __init__(
@@ -156,19 +163,19 @@ class Recorder:
         self.start = time.perf_counter()
         self.h = 1.0 / steps
 
-    def __call__(self, step: int, t: float, z: Tensor, x0_hat: Tensor) -> None:
-        self.steps_done = step + 1
-        self.last_x0_hat = x0_hat
-        if step in self.wanted:
+    def __call__(self, info: StepInfo) -> None:
+        self.steps_done = info.done
+        self.last_x0_hat = info.x0_hat
+        if info.step in self.wanted:
             r = self.record
             with torch.inference_mode():
-                x_t = self.process.decode(z[:r]).float().cpu()
-                x_hat = self.process.decode(x0_hat[:r]).float().cpu()
-            self.frames.append((float(t), float(t) + self.h, step + 1, x_t, x_hat))
+                x_t = self.process.decode(info.z[:r]).float().cpu()
+                x_hat = self.process.decode(info.x0_hat[:r]).float().cpu()
+            self.frames.append((float(info.t), float(info.t) + self.h, info.done, x_t, x_hat))
         elapsed = time.perf_counter() - self.start
         if self.on_step is not None:
-            self.on_step(step=step, steps=self.steps, t=t, z=z, x0_hat=x0_hat, elapsed=elapsed)
-        if self.time_limit is not None and elapsed > self.time_limit and step + 1 < self.steps:
+            self.on_step(replace(info, elapsed=elapsed))
+        if self.time_limit is not None and elapsed > self.time_limit and info.done < self.steps:
             raise SamplingCancelled(f"time limit of {self.time_limit:g} s reached")
 
     def trajectory(self) -> Trajectory:
@@ -301,7 +308,7 @@ def softness_sweep(
 ) -> list[SamplingRun]:
     """One run per softness, every run with the same seed (the same terminal noise).
 
-    factory(softness) -> (process, denoiser). on_step also gets run=index. A cancelled run
+    factory(softness) -> (process, denoiser). on_step's StepInfo carries run=index. A cancelled run
     ends the sweep: the runs so far are returned, the last one partial. time_limit is for
     the whole sweep. `state` shows the progress to a caller that may be interrupted.
     """
@@ -311,7 +318,7 @@ def softness_sweep(
     start = time.perf_counter()
     for i, s in enumerate(softnesses):
         process, denoiser = factory(s)
-        step_cb = None if on_step is None else (lambda i=i, **kw: on_step(run=i, **kw))
+        step_cb = None if on_step is None else (lambda info, i=i: on_step(replace(info, run=i)))
         left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
         state.current = Recorder(process, n, steps, record, max_frames, step_cb, left)
         state.softness = float(s)

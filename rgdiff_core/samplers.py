@@ -10,14 +10,16 @@ All three share one signature and call the denoiser once per stage with the full
 
 After the last step the output is the denoiser's estimate at t = 0. Known components
 (hard conditioning) are held at their values throughout (gamma = -inf, beta = 0).
-The callback receives keywords step, t, z, x0_hat after every step; raising
-`SamplingCancelled` from it stops the run. A run that turns non-finite (too few steps for a
+After every step the callback receives one `StepInfo` (step, steps, t, z, x0_hat, elapsed);
+raising `SamplingCancelled` from it stops the run. A run that turns non-finite (too few steps for a
 stiff schedule) raises `SamplingDiverged` instead of returning NaN.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +36,32 @@ __all__ = [
     "SamplingDiverged",
     "nfe_count",
     "MAX_STEPS",
+    "StepInfo",
 ]
 
 MAX_STEPS = 10_000
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What every sampling callback receives after a step (progress bars, previews, playback).
+
+    step: index of the step just done (0-based; `done` = step + 1 of `steps`); t: the time
+    after it, where z lives; z (n, D): the whitened state after the step; x0_hat (n, D): the
+    estimate the step used; elapsed: seconds since sampling began; run: the run's index within
+    a sweep (0 otherwise)."""
+
+    step: int
+    steps: int
+    t: float
+    z: Tensor
+    x0_hat: Tensor
+    elapsed: float
+    run: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.step + 1
 
 
 class SamplingCancelled(RuntimeError):
@@ -158,6 +183,7 @@ def sample_latents(
     known = _check_known(known, n, process.dim, process.device, dtype)
     mask = None if known is None else known[0]
     ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    start = time.perf_counter()
     # On an accelerator a finiteness check synchronises, so it runs every few steps there.
     every = 1 if process.device.type == "cpu" else 8
     with torch.inference_mode():
@@ -176,7 +202,7 @@ def sample_latents(
             if ((k + 1) % every == 0 or k + 1 == steps) and not _all_finite(z):
                 raise _diverged(method, k, steps, s, st_t)
             if callback is not None:
-                callback(step=k, t=s, z=z, x0_hat=x0_hat)
+                callback(StepInfo(k, steps, s, z, x0_hat, time.perf_counter() - start))
         st_0 = st_s  # t = 0
         out = _denoise(denoiser, z, 0.0, st_0, known)
         if not _all_finite(out):
@@ -221,7 +247,7 @@ def sample(
     """Draw n images (n, C, H, W) by integrating from the prior at t = 1 to t = 0.
 
     method: ancestral | euler_maruyama | heun_ode. known = (mask (D,) bool, values (D,) or
-    (n, D) whitened) fixes components. callback(step=, t=, z=, x0_hat=) after each step.
+    (n, D) whitened) fixes components. callback(StepInfo) after each step.
     """
     u = sample_latents(process, denoiser, n, steps, method, generator, callback, known, dtype)
     with torch.inference_mode():

@@ -203,7 +203,7 @@ def test_extend_columns(stride):
         n=3,
         stride=stride,
         generator=torch.Generator().manual_seed(0),
-        callback=lambda done, total: seen.append((done, total)),
+        callback=lambda info: seen.append((info.done, info.steps)),
     )
     assert out.shape == (3, 1, SIZE, SIZE + 5) and torch.isfinite(out).all()
     torch.testing.assert_close(out[..., :SIZE], IMAGE.expand(3, -1, -1, -1))
@@ -234,8 +234,8 @@ def test_extend_columns_validates_and_cancels():
     with pytest.raises(ValueError, match="pixel basis"):
         cond.extend_columns(build("dct")[0], den, IMAGE, 2)
 
-    def stop(done, total):
-        if done == 2:
+    def stop(info):
+        if info.done == 2:
             raise SamplingCancelled
 
     out = cond.extend_columns(process, den, IMAGE, 6, steps=10, callback=stop)

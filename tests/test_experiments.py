@@ -70,8 +70,8 @@ def test_few_steps_record_every_step(digits_run):
 def test_cancel_keeps_partial_trajectory(digits_run):
     process, den, _ = digits_run
 
-    def stop_at_7(step, **_):
-        if step == 6:
+    def stop_at_7(info):
+        if info.step == 6:
             raise SamplingCancelled("user stop")
 
     run = ex.run_sampling(process, den, 3, 40, seed=0, on_step=stop_at_7)
@@ -90,8 +90,8 @@ def test_recorder_result_after_foreign_interrupt(digits_run):
     """A UI interrupt (any exception) leaves the partial run readable from the recorder."""
     process, den, _ = digits_run
 
-    def interrupt(step, **_):
-        if step == 3:
+    def interrupt(info):
+        if info.step == 3:
             raise KeyboardInterrupt
 
     rec = ex.Recorder(process, 2, 30, on_step=interrupt)

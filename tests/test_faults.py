@@ -54,10 +54,10 @@ def test_run_stopped_part_way_keeps_the_partial_run_and_a_later_run_works(monkey
     at = open_app_page("sampling", {"steps": 200, "batch": 4}, SIDE)
     orig = LiveProgress.__call__
 
-    def interrupted(self, *args, **kwargs):
-        if kwargs.get("step", args[0] if args else None) == 30:
+    def interrupted(self, info):
+        if info.step == 30:
             raise RerunException(None)
-        return orig(self, *args, **kwargs)
+        return orig(self, info)
 
     monkeypatch.setattr(LiveProgress, "__call__", interrupted)
     at.button(key="run_button").click().run()

@@ -192,8 +192,8 @@ def test_frozen_components_do_not_move_bit_for_bit():
     process, denoiser = build("haar", "data", softness=0.05)
     frozen_seen = []
 
-    def callback(step, t, z, x0_hat):
-        frozen_seen.append(z.clone())
+    def callback(info):
+        frozen_seen.append(info.z.clone())
 
     for method in ("ancestral", "euler_maruyama", "heun_ode"):
         frozen_seen.clear()
@@ -302,9 +302,9 @@ def test_callback_can_cancel():
     process, denoiser = build()
     calls = []
 
-    def stop(step, t, z, x0_hat):
-        calls.append(step)
-        if step == 3:
+    def stop(info):
+        calls.append(info.step)
+        if info.step == 3:
             raise SamplingCancelled
 
     with pytest.raises(SamplingCancelled):

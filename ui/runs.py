@@ -23,6 +23,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 from rgdiff_core import experiments as ex
 from rgdiff_core import viz
+from rgdiff_core.samplers import StepInfo
 from ui import cache, denoiser_choice, widgets
 from ui.specs import ProcessSpec
 
@@ -85,8 +86,8 @@ class LiveProgress:
         for element in self.elements:
             element.empty()
 
-    def __call__(self, step, steps, t, z, x0_hat, elapsed, run: int = 0) -> None:
-        done = run * steps + step + 1
+    def __call__(self, info: StepInfo) -> None:
+        done = info.run * info.steps + info.done
         now = time.perf_counter()
         if now - self.last < PREVIEW_S and done < self.total:
             return
@@ -95,9 +96,9 @@ class LiveProgress:
         self.bar(
             min(1.0, done / self.total),
             f"{self.label}step {done:,} of {self.total:,} · "
-            f"t = {t:.3f} · {rate:,.0f} steps/s · {self.device}",
+            f"t = {info.t:.3f} · {rate:,.0f} steps/s · {self.device}",
         )
-        self.image(preview_image(self.process, z, x0_hat, zoom=self.zoom))
+        self.image(preview_image(self.process, info.z, info.x0_hat, zoom=self.zoom))
 
 
 def _store() -> OrderedDict:
@@ -282,7 +283,8 @@ def execute_extension(
     bar = st.progress(0.0, text="extending…")
     start = time.perf_counter()
 
-    def progress(done: int, total: int) -> None:
+    def progress(info: StepInfo) -> None:
+        done, total = info.done, info.steps
         rate = done / max(time.perf_counter() - start, 1e-9)
         bar.progress(
             done / total,
