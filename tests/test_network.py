@@ -9,13 +9,13 @@ from torch import nn
 
 from rgdiff_core.bases import make_basis
 from rgdiff_core.data import load_dataset
-from rgdiff_core.denoisers.models import UNet, UNetConfig, parameter_count
 from rgdiff_core.denoisers.checkpoints import (
     load_checkpoint,
     load_network_denoiser,
     process_from_checkpoint,
     save_checkpoint,
 )
+from rgdiff_core.denoisers.models import UNet, UNetConfig, parameter_count
 from rgdiff_core.denoisers.network import GammaConditionedNet, NetworkDenoiser
 from rgdiff_core.priors import make_prior
 from rgdiff_core.process import Process

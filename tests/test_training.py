@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from rgdiff_core import training
-from rgdiff_core.denoisers.models import UNetConfig
 from rgdiff_core.denoisers.checkpoints import load_checkpoint, load_network_denoiser
+from rgdiff_core.denoisers.models import UNetConfig
 from rgdiff_core.training import TrainConfig, TrainingDiverged, export_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]

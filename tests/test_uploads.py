@@ -446,8 +446,8 @@ def _tiny_checkpoint(path: Path, poison: bool = False) -> dict:
     """A small real checkpoint (16 x 16 digits, DCT, data prior) written by save_checkpoint."""
     from rgdiff_core.bases import make_basis
     from rgdiff_core.data import load_dataset
-    from rgdiff_core.denoisers.models import UNetConfig
     from rgdiff_core.denoisers.checkpoints import save_checkpoint
+    from rgdiff_core.denoisers.models import UNetConfig
     from rgdiff_core.denoisers.network import NetworkDenoiser
     from rgdiff_core.priors import make_prior
     from rgdiff_core.process import Process
