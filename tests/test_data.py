@@ -179,6 +179,12 @@ def _encode(img, fmt="PNG", **kw):
     return buf.getvalue()
 
 
+def test_load_images_lives_in_images_and_is_public_in_data():
+    from rgdiff_core import images
+
+    assert load_images is images.load_images
+
+
 def test_load_images_grey_png_exact():
     arr = np.zeros((8, 8), np.uint8)
     arr[:, 4:] = 255
