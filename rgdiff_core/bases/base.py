@@ -8,9 +8,9 @@ A subclass that sets `name` registers itself in BASES under that name when its c
 created, so a new family needs no edit outside its own module. It must also say what it is:
 
 - needs_data:   bool, True if the basis is fitted on a data set passed as `data=` (PCA);
-- option_names: tuple[str, ...], the keyword options a user chooses (the app's controls and the
-                spec beyond name and shape); fitted inputs and numerical settings such as PCA's
-                `data` and `floor` are constructor keywords but not options;
+- option_names: tuple[str, ...], the keyword options a user chooses (the app's controls);
+                fitted inputs and numerical settings such as PCA's `data` and `floor` are
+                constructor keywords, which make_basis accepts, but not options;
 - positional:   bool, True if component j of a channel is pixel (j // W, j % W);
 - label:        str, a short human name ("pixel", "PCA", ...).
 """
