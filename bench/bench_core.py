@@ -40,7 +40,7 @@ from rgdiff_core.specs import (  # noqa: E402
 
 SIZE = 32
 D = SIZE * SIZE
-FLAT = ScheduleSpec(order="custom", softness=1.0)  # every label equal: one shared gamma(t)
+FLAT = ScheduleSpec(order="custom", softness=1.0, gamma_noise=3.0)  # all labels equal
 
 
 def process_of(dataset, data, basis: BasisSpec, prior: str, schedule=FLAT, device="cpu"):
@@ -111,7 +111,7 @@ def bench_empirical(device):
 def bench_sampling(device):
     print("\n== sample 64 images x 100 ancestral steps (budget <= 2 s, median of 5)")
     data = load_dataset("fields", SIZE)
-    scale = ScheduleSpec(order="scale", softness=1.0, clip=True)
+    scale = ScheduleSpec(order="scale", softness=1.0, clip=True, gamma_noise=3.0)
     process = process_of("fields", data, BasisSpec("fourier"), "data", scale, device)
     cov = gaussian_field_covariance(SIZE)
     denoisers = {
@@ -148,8 +148,9 @@ def peer_setup(device):
     cov = gaussian_field_covariance(SIZE, exponent=3.0, mass=1.0)
     lam = torch.diagonal(_component_cov(basis, cov))
     v = lam / power
-    stats = ComponentStats(torch.zeros(D, dtype=torch.float64), lam, lam, v)
-    sched = build_schedule(ScheduleSpec(order="custom", softness=0.5), basis, stats, -power.log())
+    stats = ComponentStats(torch.zeros(D, dtype=torch.float64), lam, lam, v, v)
+    peer = ScheduleSpec(order="custom", softness=0.5, gamma_noise=3.0)
+    sched = build_schedule(peer, basis, stats, -power.log())
     process = Process(basis, prior, sched).to(device)
     return process, GaussianDenoiser(process, torch.zeros(D), cov), lam
 

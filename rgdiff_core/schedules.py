@@ -9,7 +9,11 @@ Soft conditioning (labels l_i, lower label = generated first, softness s, a = 1/
     gamma_min_i = g_d + log v_i + (l_i - l_max) / s
     delta_gamma = g_n - g_d + (l_max - l_min) / s          (one slope for every component)
     gamma_i(t)  = gamma_min_i + t * delta_gamma
-    clip:         gamma_i(t) in [g_d + log v_i, g_n + log v_i]
+    clip:         gamma_i(t) in [g_d + log v_i, g_n + max(log v_i, 0)]
+
+The upper clip never holds a component short of real noise: where v_i < 1 (less data variance
+than the prior, e.g. flat pixels under the white prior) the effective end g_n + log v_i would
+leave sigma_i^2 far below 1, so it stops at raw gamma = g_n instead (docs/maths.md §2b).
 
 softness = inf gives the equal-SNR process (1/s = 0).
 """
@@ -43,6 +47,7 @@ __all__ = [
     "stiffness",
     "GAMMA_DENOISE",
     "GAMMA_NOISE",
+    "clip_bounds",
 ]
 
 GAMMA_DENOISE = -7.0  # default effective -log SNR at the denoised end (t = 0)
@@ -281,8 +286,7 @@ class SoftConditioningSchedule(Schedule):
                 f"beyond which float32 noise states overflow); use softness >= "
                 f"{span / (MAX_SLOPE - (gamma_noise - gamma_denoise)):.3g}"
             )
-        self.lower = gamma_denoise + log_v
-        self.upper = gamma_noise + log_v
+        self.lower, self.upper = clip_bounds(log_v, gamma_denoise, gamma_noise)
 
     def _state(self, t):
         t = _as_time(t)
@@ -323,6 +327,13 @@ class SoftConditioningSchedule(Schedule):
         }
 
 
+def clip_bounds(log_v: Tensor, gamma_denoise: float, gamma_noise: float) -> tuple[Tensor, Tensor]:
+    """(lower, upper) raw-gamma bounds of the clipped soft-conditioning schedule (D,): the
+    effective -log SNR gamma_denoise at the clean end; at the noised end gamma_noise + log v,
+    but never below raw gamma_noise (sigma^2 = sigmoid(gamma_noise) ~ 1), module docstring."""
+    return gamma_denoise + log_v, gamma_noise + log_v.clamp_min(0.0)
+
+
 def soft_conditioning_state(
     labels: Tensor,
     log_v: Tensor,
@@ -344,7 +355,7 @@ def soft_conditioning_state(
     gamma = start + t.to(torch.float64).unsqueeze(-1) * slope
     dgamma = slope.expand_as(gamma)
     if clip:
-        lower, upper = gamma_denoise + log_v, gamma_noise + log_v
+        lower, upper = clip_bounds(log_v, gamma_denoise, gamma_noise)
         active = (gamma > lower) & (gamma < upper)
         gamma = torch.minimum(torch.maximum(gamma, lower), upper)
         dgamma = torch.where(active, dgamma, torch.zeros_like(dgamma))

@@ -29,7 +29,6 @@ from .priors import Prior, component_stats, make_prior
 from .process import Process
 from .schedules import (
     GAMMA_DENOISE,
-    GAMMA_NOISE,
     Schedule,
     cosine_schedule,
     linear_schedule,
@@ -37,6 +36,7 @@ from .schedules import (
     soft_conditioning_schedule,
     vp_schedule,
 )
+from .terminal import auto_gamma_noise
 
 __all__ = [
     "N_STATS",
@@ -130,8 +130,10 @@ class PriorSpec(_Spec):
 @dataclass(frozen=True)
 class ScheduleSpec(_Spec):
     """family linear / cosine (gamma_min, gamma_max), vp (gamma_min, beta_min, beta_max) or
-    soft (order, softness, gamma_denoise, gamma_noise, clip). `labels` names the custom
-    order's labels (the app's digest of them); the labels themselves go to build_schedule."""
+    soft (order, softness, gamma_denoise, gamma_noise, clip). gamma_noise None is "auto": the
+    smallest target whose prior term L_T is at most terminal.L_T_TARGET for the data
+    (docs/maths.md §2b). `labels` names the custom order's labels (the app's digest of them);
+    the labels themselves go to build_schedule."""
 
     family: str = "soft"
     gamma_min: float = -10.0
@@ -141,7 +143,7 @@ class ScheduleSpec(_Spec):
     order: str = "variance"
     softness: float = 1.0
     gamma_denoise: float = GAMMA_DENOISE
-    gamma_noise: float = GAMMA_NOISE
+    gamma_noise: float | None = None  # None: auto
     clip: bool = False
     labels: str = ""
 
@@ -153,6 +155,8 @@ class ScheduleSpec(_Spec):
         if self.family == "soft":
             s = "∞" if math.isinf(self.softness) else f"{self.softness:g}"
             clip = ", clip" if self.clip else ""
+            if self.gamma_noise is not None:
+                clip += f", γ̃_n {self.gamma_noise:g}"
             return f"soft-conditioning ({self.order}, s = {s}{clip})"
         if self.family == "vp":
             return f"VP (β {self.beta_min:g} → {self.beta_max:g})"
@@ -182,12 +186,14 @@ class ComponentStats:
     """Second moments of the data in a basis and prior, (D,) float64 on the CPU.
 
     mean, var: mean and (unfloored) variance of each basis coefficient; lam: var floored;
-    v: lam / s^2 floored, the data variance of each whitened component."""
+    v: lam / s^2 floored, the data variance of each whitened component; u_sq: E[u^2] of each
+    whitened component (mean included), what the prior term L_T needs."""
 
     mean: Tensor
     var: Tensor
     lam: Tensor
     v: Tensor
+    u_sq: Tensor
 
 
 def _floor(x: Tensor) -> Tensor:
@@ -219,8 +225,11 @@ def component_statistics(basis: Basis, data: Tensor, prior: Prior | None = None)
     the prior's std (1 without a prior)."""
     mean, var = component_stats(basis, fitting_data(data))
     lam = _floor(var)
-    v = lam if prior is None else _floor(lam / prior.std.double().cpu() ** 2)
-    return ComponentStats(mean, var, lam, v)
+    if prior is None:
+        return ComponentStats(mean, var, lam, lam, var + mean**2)
+    m, s = prior.mean.double().cpu(), prior.std.double().cpu()
+    u_sq = (var + (mean - m) ** 2) / s**2
+    return ComponentStats(mean, var, lam, _floor(lam / s**2), u_sq)
 
 
 def build_schedule(
@@ -244,13 +253,13 @@ def build_schedule(
         raise ValueError("order 'custom' needs its labels: load a labels file")
     custom = None if labels is None else torch.as_tensor(labels, dtype=torch.float64)
     order = order_labels(spec.order, basis, variances=stats.lam, labels=custom)
+    gamma_noise = spec.gamma_noise
+    if gamma_noise is None:  # auto: the smallest target with L_T <= terminal.L_T_TARGET
+        gamma_noise = auto_gamma_noise(
+            order, spec.softness, spec.gamma_denoise, stats.v, spec.clip, stats.u_sq
+        )
     return soft_conditioning_schedule(
-        order,
-        spec.softness,
-        spec.gamma_denoise,
-        spec.gamma_noise,
-        variances=stats.v,
-        clip=spec.clip,
+        order, spec.softness, spec.gamma_denoise, gamma_noise, variances=stats.v, clip=spec.clip
     )
 
 

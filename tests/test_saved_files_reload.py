@@ -1,9 +1,13 @@
-"""Files saved before the settings -> objects builder existed still reload to the same samples.
+"""Saved files reload to the same samples.
 
-tests/fixtures/ holds, recorded with the code as it was before that change: two Sampling
-settings JSONs and one Schedule designer JSON with the samples each reloads to (AppTest, the
-page's own Run), and a few samples of every shipped checkpoint at softness 0.5. A refactor
-that changes how settings become a process changes these samples and fails here."""
+tests/fixtures/ holds two Sampling settings JSONs and one Schedule designer JSON saved before
+the settings -> objects builder (rgdiff_core.specs) existed, with the samples each reloads to
+(AppTest, the page's own Run), and a few samples of every shipped checkpoint at softness 0.5.
+The builder refactor reproduced the samples recorded before it exactly. The samples of the
+clipped settings files and of the checkpoints were recorded again when the upper clip was
+redesigned (docs/maths.md §2b: a component with v < 1 now noises on to raw gamma_noise), the
+one intended change; the schedule file's samples are still the ones recorded before the
+refactor. A change in how settings become a process changes these samples and fails here."""
 
 from __future__ import annotations
 

@@ -99,9 +99,14 @@ def test_soft_conditioning_boundaries(softness, clip):
     slopes = sched.dgamma_dt(torch.tensor(0.5, dtype=torch.float64))
     if not clip:
         assert torch.all(slopes == slopes[0])
-    if clip:  # effective -log SNR stays in [g_d, g_n]
-        eff = sched.gamma(T) - VARS.log()
-        assert eff.min() >= g_d - 1e-12 and eff.max() <= g_n + 1e-12
+    if clip:  # effective -log SNR >= g_d; raw gamma <= g_n + max(log v, 0) (docs/maths.md §2b)
+        raw = sched.gamma(T)
+        assert (raw - VARS.log()).min() >= g_d - 1e-12
+        assert (raw <= g_n + VARS.log().clamp_min(0) + 1e-12).all()
+        # where v < 1 the clip lets gamma pass g_n + log v on its way to raw g_n (sigma^2 ~ 1)
+        small = VARS < 1
+        if math.isfinite(softness):
+            assert (raw[-1, small] > g_n + VARS.log()[small] + 1e-9).any()
 
 
 def test_worked_numbers_white_prior():

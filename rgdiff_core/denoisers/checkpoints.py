@@ -300,7 +300,7 @@ def process_from_checkpoint(
         )
         v = torch.as_tensor(ckpt["data_variances"], dtype=torch.float64)
         lam = v * prior.std.double() ** 2
-        stats = ComponentStats(prior.mean.double(), lam, lam, v)
+        stats = ComponentStats(prior.mean.double(), lam, lam, v, v)
         schedule = build_schedule(spec, basis, stats, labels=ckpt["labels"])
         process = Process(basis, prior, schedule)
     except (KeyError, TypeError, RuntimeError) as err:
