@@ -231,11 +231,11 @@ def _first_line(err: BaseException) -> str:
 
 
 def _build_basis(ckpt: dict):
-    from ..bases import make_basis
+    from ..bases import BASES, make_basis
 
     spec = dict(ckpt["basis_spec"])
     name, shape = spec.pop("name"), tuple(spec.pop("shape"))
-    if name == "pca":  # the data are not in the spec; the eigenvectors come from basis_state
+    if name in BASES and BASES[name].needs_data:  # fitted state comes from basis_state
         spec["data"] = torch.zeros(2, *shape)
     basis = make_basis(name, shape, **spec)
     basis.load_state_dict(ckpt["basis_state"])
@@ -335,14 +335,14 @@ def check_compatible(ckpt: dict, process, dataset: str | None = None) -> None:
         problems.append(f"it uses basis {spec.get('name')!r}")
     elif spec != want:
         problems.append(f"it uses basis {spec['name']!r} with {spec}, not {want}")
-    elif spec["name"] == "pca":
+    elif type(process.basis).needs_data:
         mine = process.basis.state_dict()
         if any(
             not torch.allclose(mine[k].cpu().double(), v.double(), atol=1e-5)
             for k, v in ckpt["basis_state"].items()
             if k in mine
         ):
-            problems.append("it uses a PCA basis fitted to other data")
+            problems.append(f"it uses a {spec['name']} basis fitted to other data")
     if not problems:
         mean, std = process.prior.mean.detach().cpu(), process.prior.std.detach().cpu()
         if mean.shape != ckpt["prior_mean"].shape or not (
