@@ -9,13 +9,18 @@ import pytest
 import torch
 
 from rgdiff_core import experiments as ex
-from rgdiff_core.bases import make_basis
+from rgdiff_core.bases import BASES
 from rgdiff_core.data import gaussian_field_covariance, load_dataset
 from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
-from rgdiff_core.priors import component_stats, make_prior
-from rgdiff_core.process import Process
 from rgdiff_core.samplers import SamplingCancelled, nfe_count, sample
-from rgdiff_core.schedules import order_labels, soft_conditioning_schedule
+from rgdiff_core.specs import (
+    BasisSpec,
+    DataSpec,
+    PriorSpec,
+    ProcessSpec,
+    ScheduleSpec,
+    build_process,
+)
 
 SIZE = 16
 FIELDS = load_dataset("fields", SIZE)[:1000]
@@ -24,17 +29,12 @@ _, P_TRUE = ex.true_field_rapsd(SIZE)
 
 
 def field_process(basis_name="fourier", prior="data", softness=1.0, gamma_noise=10.0):
-    """The process the app builds for the fields dataset: data variances from the training
-    set (floored like ui.cache), variance order, clip."""
-    opts = {"pca": {"data": FIELDS}, "wavelet": {"wavelet": "haar"}}.get(basis_name, {})
-    basis = make_basis(basis_name, (1, SIZE, SIZE), **opts)
-    pri = make_prior(prior, basis, data=FIELDS)
-    _, lam = component_stats(basis, FIELDS)
-    lam = lam.clamp_min(1e-6 * float(lam.mean()))
-    v = lam / pri.std.double() ** 2
-    labels = order_labels("variance", basis, variances=lam)
-    sched = soft_conditioning_schedule(labels, softness, -7.0, gamma_noise, variances=v, clip=True)
-    return Process(basis, pri, sched), v
+    """The process the app builds for the fields dataset (rgdiff_core.specs): variance order,
+    clip; and the data variances v of its whitened components."""
+    schedule = ScheduleSpec(order="variance", softness=softness, gamma_noise=gamma_noise, clip=True)
+    spec = ProcessSpec(DataSpec("fields", SIZE), BasisSpec(basis_name), PriorSpec(prior), schedule)
+    process = build_process(spec, FIELDS)
+    return process, process.schedule.variances
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_compare_metrics(digits_run):
 # ---------------------------------------------------------------- spectrum check (issue bar)
 
 
-@pytest.mark.parametrize("basis_name", ["pixel", "pca", "fourier", "dct", "wavelet"])
+@pytest.mark.parametrize("basis_name", sorted(BASES))
 def test_gaussian_fields_match_true_spectrum(basis_name):
     """Exact Gaussian denoiser + probability-flow ODE: within MC error at every softness."""
     for softness in (math.inf, 1.0, 0.1):

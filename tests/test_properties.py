@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from rgdiff_core import (
+    BASES,
     SAMPLERS,
     EmpiricalDenoiser,
     GaussianDenoiser,
@@ -83,7 +84,7 @@ def images(n: int, shape, seed: int, scale: float = 1.0) -> torch.Tensor:
 
 @st.composite
 def basis_args(draw):
-    name = draw(st.sampled_from(["pixel", "fourier", "dct", "wavelet", "pca"]))
+    name = draw(st.sampled_from(sorted(BASES)))
     c = draw(st.integers(1, 2))
     opts: dict = {}
     if name == "wavelet":
@@ -116,11 +117,7 @@ def test_make_basis_valid_is_finite(args, seed, scale):
 def bad_basis_args(draw):
     case = draw(st.sampled_from(["name", "shape", "levels", "wavelet", "floor", "data", "opt"]))
     if case == "name":
-        name = draw(
-            st.text(max_size=8).filter(
-                lambda s: s not in ("pixel", "fourier", "dct", "wavelet", "pca")
-            )
-        )
+        name = draw(st.text(max_size=8).filter(lambda s: s not in BASES))
         return (name, (1, 4, 4), {}), "name"
     if case == "shape":
         shape = draw(

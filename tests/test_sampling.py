@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from rgdiff_core.bases import BASES as REGISTRY
 from rgdiff_core.bases import make_basis
 from rgdiff_core.data import gaussian_field, gaussian_field_covariance
 from rgdiff_core.denoisers import EmpiricalDenoiser, GaussianDenoiser
@@ -20,14 +21,19 @@ COV = gaussian_field_covariance(SIZE, exponent=3.0, mass=1.0)
 DATA = gaussian_field(
     2048, SIZE, exponent=3.0, mass=1.0, generator=torch.Generator().manual_seed(0)
 )
-BASES = {
-    "pixel": lambda: make_basis("pixel", SHAPE),
-    "pca": lambda: make_basis("pca", SHAPE, data=DATA),
-    "fourier": lambda: make_basis("fourier", SHAPE),
-    "dct": lambda: make_basis("dct", SHAPE),
+WAVELETS = {
     "haar": lambda: make_basis("wavelet", SHAPE, wavelet="haar"),
     "db4": lambda: make_basis("wavelet", SHAPE, wavelet="db4", levels=1),
 }
+BASES = {  # every registered basis (fitted on DATA if it needs data), wavelets in two families
+    name: (
+        lambda name=name, fit=cls.needs_data: make_basis(
+            name, SHAPE, **({"data": DATA} if fit else {})
+        )
+    )
+    for name, cls in REGISTRY.items()
+    if name != "wavelet"
+} | WAVELETS
 
 
 def build(
