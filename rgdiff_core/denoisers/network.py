@@ -87,6 +87,11 @@ class NetworkDenoiser(nn.Module):
         self.process = process
         self.model = model.to(process.device)
         self.nfe = 0
+        # Known components (gamma = -inf, hard conditioning) are shown to the network as clean
+        # ones: at the schedule's gamma(0), the value it saw for clean components in training,
+        # not at the clamp -30 (feature -3), which it never saw.
+        clean = process.noise_state(0.0, like=torch.zeros(1, dtype=torch.float64)).gamma
+        self.register_buffer("clean_gamma", clean.reshape(-1).float(), persistent=False)
 
     @property
     def config(self) -> UNetConfig:
@@ -134,7 +139,8 @@ class NetworkDenoiser(nn.Module):
             state = self.process.noise_state(t, like=z)
         self.nfe += 1
         gamma = state.gamma.to(z)
-        v_hat = self.predict_v(z, gamma)
+        seen = torch.where(torch.isneginf(gamma), self.clean_gamma.to(z), gamma)
+        v_hat = self.predict_v(z, seen)
         # alpha = 1, sigma = 0 on known components: x0_hat = z exactly
         return torch.sigmoid(-gamma).sqrt() * z - torch.sigmoid(gamma).sqrt() * v_hat
 
