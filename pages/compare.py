@@ -31,14 +31,9 @@ with s2:
 with s3:
     limit = run_controls.time_limit_input()
 
-problems = [
-    f"**{name}:** {p}"
-    for name, spec, _, steps in sides
-    if (p := widgets.check_process(spec) or run_controls.check_steps(steps))
-]
-problem = run_controls.check_batch(batch, data, kind, 2)
-if problems or problem:
-    for p in problems + ([problem] if problem else []):
+problems = compare_view.problems(sides, kind, batch, data)
+if problems:
+    for p in problems:
         st.error(p)
     st.stop()
 specs = [runs.RunSpec(spec, kind, method, steps, batch) for _, spec, method, steps in sides]

@@ -7,9 +7,21 @@ import pandas as pd
 import streamlit as st
 
 from rgdiff_core import experiments as ex
-from ui import cache, exports, held_out, run_plots, state
+from ui import cache, exports, held_out, run_controls, run_plots, state, widgets
 from ui.runs import RunSpec, run_status
 from ui.specs import DataSpec, ProcessSpec
+
+
+def problems(sides: list[tuple], kind: str, batch: int, data: DataSpec) -> list[str]:
+    """Each configuration's problem (sides: (name, spec, method, steps)), then the memory of
+    both runs together."""
+    out = [
+        f"**{name}:** {p}"
+        for name, spec, _, steps in sides
+        if (p := widgets.check_process(spec) or run_controls.check_steps(steps))
+    ]
+    problem = run_controls.check_batch(batch, data, kind, 2)
+    return out + ([problem] if problem else [])
 
 
 def side_by_side(names: list[str], specs: list[RunSpec], results: list, data: DataSpec) -> None:

@@ -1,4 +1,6 @@
-"""Controls that return specs, shared by the pages (and the Sampling / Compare pages to come).
+"""Process controls that return specs (basis, prior, schedule), shared by every page, with the
+checks of their combinations and the schedule-file loader. Run controls are in
+ui/run_controls.py, the custom order's labels in ui/custom_labels.py.
 
 Every control has a key (= its URL query parameter, bind="query-params") and a help text. A
 `prefix` keeps two copies apart on one page: "" for the main process, "b_" for the A/B one.
