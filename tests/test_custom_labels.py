@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import app_errors, open_app_page
 
+from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec, ScheduleSpec
 from ui import cache, custom_labels, exports, files, state
-from ui.specs import BasisSpec, DataSpec, PriorSpec, ScheduleSpec
 
 SIZE = 16
 D = SIZE * SIZE

@@ -8,8 +8,8 @@ import torch
 from conftest import app_errors, open_app_page
 
 from rgdiff_core.schedules import vp_schedule
+from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec, ScheduleSpec
 from ui import cache
-from ui.specs import BasisSpec, DataSpec, PriorSpec, ScheduleSpec
 
 
 def test_vp_beta_controls_set_the_schedule():

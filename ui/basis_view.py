@@ -10,8 +10,8 @@ import streamlit as st
 
 from rgdiff_core import viz
 from rgdiff_core.bases import BASES
+from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec
 from ui import cache, plots, state, widgets
-from ui.specs import BasisSpec, DataSpec, PriorSpec
 
 BIND: Any = "query-params"
 N_FUNCTIONS = 32

@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from rgdiff_core import experiments as ex
+from rgdiff_core.specs import DataSpec, ProcessSpec
 from ui import cache, exports, held_out, run_controls, run_plots, state, widgets
 from ui.runs import RunSpec, run_status
-from ui.specs import DataSpec, ProcessSpec
 
 
 def problems(sides: list[tuple], kind: str, batch: int, data: DataSpec) -> list[str]:

@@ -12,9 +12,9 @@ import torch
 
 from rgdiff_core import conditioning as cond
 from rgdiff_core import viz
+from rgdiff_core.specs import DataSpec, ProcessSpec
 from ui import cache, exports, plots, state, widgets
 from ui.runs import run_status
-from ui.specs import DataSpec, ProcessSpec
 
 BIND: Any = "query-params"
 TASKS = {

@@ -17,8 +17,8 @@ import streamlit as st
 
 from rgdiff_core.denoisers.checkpoints import load_checkpoint, process_from_checkpoint
 from rgdiff_core.denoisers.registry import DenoiserSpec, build_denoiser
+from rgdiff_core.specs import DataSpec, ProcessSpec, ScheduleSpec
 from ui import cache, state
-from ui.specs import DataSpec, ProcessSpec, ScheduleSpec
 
 BIND: Any = "query-params"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"

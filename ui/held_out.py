@@ -12,8 +12,8 @@ import torch
 
 from rgdiff_core import experiments as ex
 from rgdiff_core.data import load_dataset
+from rgdiff_core.specs import DataSpec
 from ui import cache
-from ui.specs import DataSpec
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -13,8 +13,8 @@ import torch
 
 from rgdiff_core import viz
 from rgdiff_core.bases import BASES
+from rgdiff_core.specs import DataSpec
 from ui import cache, plots, state, widgets
-from ui.specs import DataSpec
 
 BIND: Any = "query-params"
 STRIP_TIMES = tuple(float(t) for t in np.linspace(0, 1, 8))

@@ -14,9 +14,9 @@ import torch
 
 from rgdiff_core import experiments as ex
 from rgdiff_core.samplers import SAMPLERS
+from rgdiff_core.specs import DataSpec, ProcessSpec
 from ui import cache, denoiser_choice, state, widgets
 from ui.runs import RECORD
-from ui.specs import DataSpec, ProcessSpec
 
 BIND: Any = "query-params"
 STEPS_RANGE = (10, 1000)

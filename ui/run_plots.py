@@ -11,8 +11,8 @@ from plotly.subplots import make_subplots
 
 from rgdiff_core import experiments as ex
 from rgdiff_core import viz
+from rgdiff_core.specs import ProcessSpec
 from ui import cache, plots, state
-from ui.specs import ProcessSpec
 
 
 def order_map_at(spec: ProcessSpec, t: float, height: int = 340):

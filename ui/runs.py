@@ -24,8 +24,8 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 from rgdiff_core import experiments as ex
 from rgdiff_core import viz
 from rgdiff_core.samplers import StepInfo
+from rgdiff_core.specs import ProcessSpec
 from ui import cache, denoiser_choice, widgets
-from ui.specs import ProcessSpec
 
 PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <= 0.25 s
 RECORD = 16  # samples whose trajectory is recorded and shown

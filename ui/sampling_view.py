@@ -10,6 +10,7 @@ import streamlit as st
 from rgdiff_core import experiments as ex
 from rgdiff_core import viz
 from rgdiff_core.data import FIELD_EXPONENT, FIELD_MASS
+from rgdiff_core.specs import DataSpec, ProcessSpec
 from ui import (
     cache,
     custom_labels,
@@ -22,7 +23,6 @@ from ui import (
     state,
 )
 from ui.runs import RunSpec, run_status
-from ui.specs import DataSpec, ProcessSpec
 
 
 def throughput(runs: list[ex.SamplingRun], device: str) -> None:

@@ -11,8 +11,8 @@ import numpy as np
 import streamlit as st
 
 from rgdiff_core import viz
+from rgdiff_core.specs import ProcessSpec
 from ui import cache, files, plots, state, widgets
-from ui.specs import ProcessSpec
 
 BIND: Any = "query-params"
 N_INDIVIDUAL = 64

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import streamlit as st
 import torch
 
+from rgdiff_core.specs import DataSpec
 from ui import cache, state
-from ui.specs import DataSpec
 
 DATASET_HELP = {
     "digits": "8×8 handwritten digits (UCI, CC BY 4.0), upsampled",

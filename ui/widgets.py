@@ -18,8 +18,8 @@ import torch
 
 from rgdiff_core import viz
 from rgdiff_core.bases import BASES
+from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
 from ui import custom_labels, state
-from ui.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
 
 T = TypeVar("T")
 
