@@ -1,10 +1,16 @@
 """Samplers: integrate from t = 1 (noise) to t = 0 (data) on a uniform grid (docs/maths.md §1-2).
 
-All three share one signature and call the denoiser once per stage with the full NoiseState:
+All share one signature and call the denoiser once per stage with the full NoiseState:
 
 - ancestral: exact Gaussian step q(z_s | z_t, u = x0_hat) per component (VDM algebra),
       c = -expm1(gamma_s - gamma_t),  mean = (alpha_s / alpha_t)(1 - c) z_t + alpha_s c x0_hat,
       var = c sigma_s^2;  components with gamma_s == gamma_t do not move (bit for bit).
+- ancestral_corrected: the same mean, plus the variance the plug-in step drops
+      (docs/maths.md §2d): the exact kernel averages q(z_s | z_t, u) over p(u | z_t), so its
+      variance is c sigma_s^2 + (alpha_s c)^2 Var(u | z_t) per component; Var(u | z_t) is the
+      denoiser's `posterior_variance(state)` where it has one, else that of a Gaussian with data
+      variance v (the schedule's `variances`, else 1), v sigma^2 / (alpha^2 v + sigma^2)
+      = v sigmoid(gamma - log v). Exact for Gaussian data with independent components.
 - euler_maruyama: reverse SDE dz = -beta (z/2 + score) dt + sqrt(beta) dW.
 - heun_ode: probability-flow ODE dz/dt = -beta/2 (z + score), Heun's 2nd-order method.
 
@@ -89,6 +95,44 @@ def _ancestral_step(z, x0_hat, st_t: NoiseState, st_s: NoiseState, h, generator,
     return _hold(~moved, z, z_s)
 
 
+def _ancestral_coefficients(st_t: NoiseState, st_s: NoiseState):
+    """(moved, a, b, var) of the plug-in ancestral step z_s = a z + b x0_hat + sqrt(var) xi,
+    with the very expressions of `_ancestral_step` (the accuracy advisor reads them too)."""
+    g_t, g_s = st_t.gamma, st_s.gamma
+    moved = g_s != g_t  # also False for known components (-inf == -inf)
+    diff = torch.where(moved, g_s - g_t, torch.zeros_like(g_t))
+    c = -torch.expm1(diff)
+    log_alpha_ratio = 0.5 * (F.logsigmoid(-g_s) - F.logsigmoid(-g_t)).nan_to_num(0.0)
+    return moved, torch.exp(log_alpha_ratio + diff), st_s.alpha * c, c * st_s.sigma_sq
+
+
+def _posterior_variance(denoiser, process, state: NoiseState) -> Tensor:
+    """Var(u_i | z_t) per component, broadcastable against (B, D): the denoiser's own
+    (`posterior_variance(state)`) where it has one, else that of a Gaussian with data variance
+    v_i, v sigma^2 / (alpha^2 v + sigma^2) = v sigmoid(gamma - log v) (no division, 0 where
+    known), v_i from the schedule's `variances` (soft conditioning carries them), else 1."""
+    own = getattr(denoiser, "posterior_variance", None)
+    if callable(own):
+        return own(state)
+    v = getattr(getattr(process, "schedule", None), "variances", None)
+    gamma = state.gamma
+    if v is None:
+        return torch.sigmoid(gamma)
+    v = torch.as_tensor(v).to(device=gamma.device, dtype=gamma.dtype)
+    return v * torch.sigmoid(gamma - v.log())
+
+
+def _ancestral_corrected_step(
+    z, x0_hat, st_t: NoiseState, st_s: NoiseState, h, generator, denoiser=None, process=None, **_
+):
+    moved, a, b, var = _ancestral_coefficients(st_t, st_s)
+    # law of total variance over p(u | z_t): the plug-in step's c sigma_s^2 misses b^2 Var(u | z_t)
+    var = var + b * b * _posterior_variance(denoiser, process, st_t).to(var.dtype)
+    noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    z_s = a * z + b * x0_hat + var.clamp_min(0).sqrt() * noise
+    return _hold(~moved, z, z_s)
+
+
 def _euler_maruyama_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, **_):
     noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
     beta, dgamma_dt = st_t.beta, st_t.dgamma_dt
@@ -100,7 +144,7 @@ def _euler_maruyama_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, **_):
     return _hold(st_t.frozen, z, z_s)
 
 
-def _heun_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, denoiser, t_s, known):
+def _heun_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, denoiser, t_s, known, **_):
     d1 = ode_drift(z, x0_hat, st_t)
     z_euler = z - h * d1
     x0_s = _denoise(denoiser, z_euler, t_s, st_s, known)
@@ -120,13 +164,15 @@ def _hold(still: Tensor, z: Tensor, z_s: Tensor) -> Tensor:
 
 SAMPLERS: dict[str, Callable] = {
     "ancestral": _ancestral_step,
+    "ancestral_corrected": _ancestral_corrected_step,
     "euler_maruyama": _euler_maruyama_step,
     "heun_ode": _heun_step,
 }
 
 
 def nfe_count(method: str, steps: int) -> int:
-    """Denoiser evaluations of one run (the final t = 0 estimate included)."""
+    """Denoiser evaluations of one run (the final t = 0 estimate included); the corrected
+    ancestral step reads a posterior variance, not a second evaluation."""
     return (2 * steps if method == "heun_ode" else steps) + 1
 
 
@@ -197,7 +243,16 @@ def sample_latents(
             st_t, st_s = st_s, next(states)
             x0_hat = _denoise(denoiser, z, t, st_t, known)
             z = step_fn(
-                z, x0_hat, st_t, st_s, t - s, generator, denoiser=denoiser, t_s=s, known=known
+                z,
+                x0_hat,
+                st_t,
+                st_s,
+                t - s,
+                generator,
+                denoiser=denoiser,
+                t_s=s,
+                known=known,
+                process=process,
             )
             if ((k + 1) % every == 0 or k + 1 == steps) and not _all_finite(z):
                 raise _diverged(method, k, steps, s, st_t)
@@ -246,7 +301,8 @@ def sample(
 ) -> Tensor:
     """Draw n images (n, C, H, W) by integrating from the prior at t = 1 to t = 0.
 
-    method: ancestral | euler_maruyama | heun_ode. known = (mask (D,) bool, values (D,) or
+    method: ancestral | ancestral_corrected | euler_maruyama | heun_ode (`SAMPLERS`).
+    known = (mask (D,) bool, values (D,) or
     (n, D) whitened) fixes components. callback(StepInfo) after each step.
     """
     u = sample_latents(process, denoiser, n, steps, method, generator, callback, known, dtype)

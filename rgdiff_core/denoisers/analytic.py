@@ -129,6 +129,36 @@ class GaussianDenoiser(nn.Module):
             out[idx] = self.mu + self._gain(resid[idx], alpha[row], sigma_sq[row])
         return out.to(z.dtype)
 
+    def posterior_variance(self, state: NoiseState) -> Tensor:
+        """diag Cov(u | z_t), the exact posterior variance of each component, in the state's
+        dtype and broadcastable against (B, D) (what the corrected ancestral step adds back,
+        docs/maths.md §2d): v sigmoid(gamma - log v) when Sigma is diagonal (= v sigma^2 /
+        (alpha^2 v + sigma^2) without a division), else diag(Sigma - Sigma A M^-1 A Sigma) with
+        M = A Sigma A + diag(sigma^2); 0 for known components."""
+        gamma = state.gamma.to(torch.float64)
+        rows = gamma.reshape(1, -1) if gamma.ndim < 2 else gamma
+        rows = rows.expand(rows.shape[0], self.var.shape[0])
+        if self.diagonal:
+            out = _gaussian_posterior_variance(self.var, rows)
+        else:
+            out = torch.empty_like(rows)
+            for row, idx in _unique_rows(rows):
+                out[idx] = self._posterior_diagonal(rows[row])
+        out = out.reshape(rows.shape) if gamma.ndim >= 2 else out[0]
+        return out.to(state.gamma.dtype)
+
+    def _posterior_diagonal(self, gamma: Tensor) -> Tensor:
+        """diag(Sigma - Sigma A M^-1 A Sigma) for one noise state gamma (D,), float64."""
+        alpha_sq, sigma_sq = torch.sigmoid(-gamma), torch.sigmoid(gamma)
+        alpha = alpha_sq.sqrt()
+        if bool((gamma == gamma[0]).all()):
+            # shared noise level: V diag(lam sigmoid(gamma - log lam)) V^T, its diagonal
+            return (self.eigvec**2) @ _gaussian_posterior_variance(self.eigval, gamma[:1])
+        m = alpha[:, None] * self.sigma_u * alpha[None, :] + torch.diag(sigma_sq)
+        chol = torch.linalg.cholesky(m)
+        half = torch.linalg.solve_triangular(chol, alpha[:, None] * self.sigma_u, upper=False)
+        return (self.sigma_u.diagonal() - (half * half).sum(0)).clamp_min(0)
+
     def _gain(self, resid: Tensor, alpha: Tensor, sigma_sq: Tensor) -> Tensor:
         """Sigma A (A Sigma A + diag(sigma^2))^-1 resid for one noise state (D,) each."""
         if bool((alpha == alpha[0]).all()):
@@ -192,6 +222,13 @@ class EmpiricalDenoiser(nn.Module):
         weights = torch.softmax(logits, dim=-1)
         x0_hat = weights @ items
         return (x0_hat, weights) if return_weights else x0_hat
+
+
+def _gaussian_posterior_variance(v: Tensor, gamma: Tensor) -> Tensor:
+    """Var(u | z) = v sigma^2 / (alpha^2 v + sigma^2) = v sigmoid(gamma - log v) for data
+    variance v; 0 where v = 0 or gamma = -inf (known), v at gamma = +inf."""
+    safe = torch.where(v > 0, v, torch.ones_like(v))
+    return torch.where(v > 0, v * torch.sigmoid(gamma - safe.log()), torch.zeros_like(v))
 
 
 def _unique_rows(gamma: Tensor) -> list[tuple[int, slice | Tensor]]:

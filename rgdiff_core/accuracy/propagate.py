@@ -1,0 +1,278 @@
+"""Exact propagation of the mean and covariance of z through a sampler on Gaussian data.
+
+The maths and the routes are stated in the package docstring (rgdiff_core.accuracy,
+docs/maths.md §2d); here each step is written as z_s = K z_t + f + n xi and run:
+
+- `diagonal_route`: Sigma diagonal (or the eigen route: Sigma's eigenbasis with one shared
+  state per time); every quantity is (steps, D) and the recursion one cumulative product.
+- `dense_route`: one Cholesky of M = A Sigma A + diag(sigma^2) per grid time, shared by every
+  method of a call; rows of K that a step holds are never formed, and only the moving rows and
+  columns of C are updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..samplers import _ancestral_coefficients, _grid_states
+from ..schedules import NoiseState
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """u ~ N(mean, cov) in whitened components, float64 on the CPU: mean (D,), cov (D, D) or,
+    for independent components, its diagonal (D,)."""
+
+    mean: Tensor
+    cov: Tensor
+
+    @property
+    def diagonal(self) -> bool:
+        return self.cov.ndim == 1
+
+    @property
+    def variances(self) -> Tensor:
+        return self.cov if self.diagonal else self.cov.diagonal()
+
+
+# ---------------------------------------------------------------- grid and step coefficients
+
+
+def grid_states(process, steps: int, mask, dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """ts (N+1,), gamma and dgamma/dt (N+1, D) float64: the sampler's states, same grid and
+    dtype (`samplers._grid_states`)."""
+    ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    like = torch.empty(0, dtype=dtype, device=process.device)
+    states = list(_grid_states(process, ts, mask, like))
+    gamma = torch.stack([s.gamma.expand(process.dim) for s in states]).double().cpu()
+    dgamma = torch.stack([s.dgamma_dt.expand(process.dim) for s in states]).double().cpu()
+    return ts, gamma, dgamma
+
+
+def _gain_diagonal(var: Tensor, mean: Tensor, gamma: Tensor, known) -> tuple[Tensor, ...]:
+    """Elementwise gain g, offset o and posterior variance p for gamma (..., D)."""
+    alpha, sigma_sq = torch.sigmoid(-gamma).sqrt(), torch.sigmoid(gamma)
+    gain = var * alpha / (alpha * alpha * var + sigma_sq)
+    post = torch.where(var > 0, var * torch.sigmoid(gamma - var.clamp_min(1e-300).log()), 0.0)
+    if known is not None:  # the sampler overwrites x0_hat there with z's own value
+        gain = torch.where(known, 1.0, gain)
+        post = torch.where(known, 0.0, post)
+    return gain, mean * (1 - gain * alpha), post
+
+
+class _Step:
+    """Per-component coefficients of step k (t_k -> t_k+1) for every method, float64 (..., D)."""
+
+    def __init__(self, ts, gamma, dgamma):
+        self.ts, self.gamma, self.dgamma = ts, gamma, dgamma
+        self.alpha, self.sigma_sq = torch.sigmoid(-gamma).sqrt(), torch.sigmoid(gamma)
+        self.beta = torch.where(dgamma == 0, 0.0, self.sigma_sq * dgamma)
+        self.frozen = dgamma == 0
+        moved, a, b, var = _ancestral_coefficients(
+            NoiseState(gamma[:-1], dgamma[:-1]), NoiseState(gamma[1:], dgamma[1:])
+        )
+        self.moved = moved
+        self.anc = (torch.where(moved, a, 1.0), torch.where(moved, b, 0.0))
+        self.anc_var = torch.where(moved, var.clamp_min(0), 0.0)
+        self.h = (ts[:-1] - ts[1:])[:, None]
+
+    def euler_maruyama(self, k: slice | int):
+        """(a, b, n^2) at step k; held where frozen at t."""
+        h, beta, dg = self.h[k], self.beta[:-1][k], self.dgamma[:-1][k]
+        still = self.frozen[:-1][k]
+        a = torch.where(still, 1.0, 1 + h * (0.5 * beta - dg))
+        b = torch.where(still, 0.0, h * dg * self.alpha[:-1][k])
+        return a, b, torch.where(still, 0.0, h * beta)
+
+    def drift(self, j: slice | int):
+        """d(z) = qa z + qb x0_hat at grid time j (the ODE drift's coefficients)."""
+        dg = self.dgamma[j]
+        return 0.5 * (dg - self.beta[j]), -0.5 * dg * self.alpha[j]
+
+
+# ---------------------------------------------------------------- routes
+
+
+def diagonal_route(g: Gaussian, grid, methods, known, values, scalar=False):
+    """{method: (mean (D,), var (D,))} of the output; O(D) per step."""
+    ts, gamma, dgamma = grid
+    if scalar:  # eigen route: one shared state per time, broadcast over the eigenbasis
+        gamma, dgamma = gamma[:, :1], dgamma[:, :1]
+    co = _Step(ts, gamma, dgamma)
+    gain, offset, post = _gain_diagonal(g.cov, g.mean, gamma, known)
+    m0 = torch.zeros_like(g.mean) if values is None else torch.where(known, values, 0.0)
+    c0 = torch.ones_like(g.mean) if known is None else torch.where(known, 0.0, 1.0)
+    out = {}
+    for method in methods:
+        if method in ("ancestral", "ancestral_corrected"):
+            (a, b), n_sq = co.anc, co.anc_var
+            if method == "ancestral_corrected":
+                n_sq = n_sq + b * b * post[:-1]
+        elif method == "euler_maruyama":
+            a, b, n_sq = co.euler_maruyama(slice(None))
+        else:
+            (qa_t, qb_t), (qa_s, qb_s) = co.drift(slice(0, -1)), co.drift(slice(1, None))
+            q_t, q_s = qa_t + qb_t * gain[:-1], qa_s + qb_s * gain[1:]
+            r_t, r_s = qb_t * offset[:-1], qb_s * offset[1:]
+            still = co.frozen[:-1] & co.frozen[1:]
+            h = co.h
+            kz = torch.where(still, 1.0, 1 - 0.5 * h * (q_t + q_s * (1 - h * q_t)))
+            f = torch.where(still, 0.0, -0.5 * h * (r_t + r_s - h * q_s * r_t))
+            out[method] = _finish(kz, f, torch.zeros_like(kz), m0, c0, gain[-1], offset[-1])
+            continue
+        kz, f = a + b * gain[:-1], b * offset[:-1]
+        out[method] = _finish(kz, f, n_sq, m0, c0, gain[-1], offset[-1])
+    return out
+
+
+def _finish(kz, f, n_sq, m0, c0, gain0, offset0):
+    """Run x_k+1 = kz_k x_k + f_k (mean) and kz_k^2 x_k + n_k^2 (variance) as one scan each:
+    x_N = R_0 x_0 + sum_k R_k+1 f_k, R_k = prod_{j >= k} kz_j; then the t = 0 estimate."""
+    kz, f, n_sq = (
+        torch.broadcast_to(x, torch.broadcast_shapes(kz.shape, f.shape, n_sq.shape))
+        for x in (kz, f, n_sq)
+    )
+    ones = torch.ones_like(kz[:1])
+
+    def scan(mult, add, x0):
+        tail = torch.cat([mult.flip(0).cumprod(0).flip(0), ones])  # R_0 .. R_N
+        return tail[0] * x0 + (tail[1:] * add).sum(0)
+
+    m, c = scan(kz, f, m0), scan(kz * kz, n_sq, c0)
+    return gain0 * m + offset0, gain0 * gain0 * c
+
+
+def _dense_gain(g: Gaussian, gamma: Tensor, rows: Tensor, known) -> tuple[Tensor, ...]:
+    """Rows `rows` of G, o and diag(P) at one state gamma (D,): one Cholesky of M and a solve
+    for r right-hand sides (M^-1 A Sigma[:, rows] are the rows of G, as G^T = M^-1 A Sigma)."""
+    alpha, sigma_sq = torch.sigmoid(-gamma).sqrt(), torch.sigmoid(gamma)
+    a_cov = alpha[:, None] * g.cov
+    m = a_cov * alpha[None, :]
+    m.diagonal().add_(sigma_sq)
+    chol, info = torch.linalg.cholesky_ex(m)
+    if int(info):
+        raise ValueError("cov must be positive definite (A Sigma A + diag(sigma^2) is not)")
+    rhs = a_cov[:, rows]
+    gain = torch.cholesky_solve(rhs, chol).T
+    offset = g.mean[rows] - gain @ (alpha * g.mean)
+    post = (g.cov.diagonal()[rows] - (gain * rhs.T).sum(1)).clamp_min(0)
+    if known is not None:  # x0_hat = z there (the sampler writes the known values)
+        kr = known[rows]
+        gain[kr] = 0.0
+        gain[kr.nonzero().flatten(), rows[kr]] = 1.0
+        offset[kr], post[kr] = 0.0, 0.0
+    return gain, offset, post
+
+
+def dense_route(g: Gaussian, grid, methods, known, values, full: bool):
+    """{method: (mean (D,), cov (D, D) if full else its diagonal)} of the output."""
+    ts, gamma, dgamma = grid
+    co, d, steps = _Step(ts, gamma, dgamma), g.mean.numel(), len(ts) - 1
+    need = ~co.frozen  # Euler-Maruyama and Heun read the rows not frozen at t_j
+    need[:-1] |= co.moved  # the ancestral steps read the rows they move
+    need[-1] = True  # the output at t = 0
+    if known is not None:
+        need[:-1] &= ~known
+    cache: dict[int, tuple] = {}
+
+    def gains(j: int):
+        if j not in cache:
+            rows = need[j].nonzero().flatten()
+            pos = torch.full((d,), -1, dtype=torch.long)
+            pos[rows] = torch.arange(rows.numel())
+            cache[j] = (pos, *_dense_gain(g, gamma[j], rows, known)) if rows.numel() else (pos,)
+        return cache[j]
+
+    m0 = torch.zeros(d, dtype=torch.float64) if values is None else torch.where(known, values, 0.0)
+    c0 = torch.eye(d, dtype=torch.float64)
+    if known is not None:
+        c0[known, known] = 0.0
+    state = {method: (m0.clone(), c0.clone()) for method in methods}
+    for k in range(steps):
+        for method in methods:
+            rows, kmat, f, n_sq = _dense_step(method, co, k, gains)
+            if rows.numel():
+                _apply(*state[method], rows, kmat, f, n_sq)
+        cache.pop(k, None)
+    pos, gain0, offset0, _ = gains(steps)
+    out = {}
+    for method, (m, c) in state.items():
+        gc = gain0 @ c
+        cov = gc @ gain0.T if full else (gc * gain0).sum(1)
+        out[method] = (gain0 @ m + offset0, 0.5 * (cov + cov.T) if full else cov)
+    return out
+
+
+def _rows_of(gains_j, rows: Tensor) -> tuple[Tensor, ...]:
+    pos, *parts = gains_j
+    return tuple(p[pos[rows]] for p in parts)
+
+
+def _dense_step(method: str, co: _Step, k: int, gains):
+    """(rows, K[rows] (r, D), f[rows], n^2[rows]) of step k; other rows are held."""
+    if method in ("ancestral", "ancestral_corrected"):
+        rows = co.moved[k].nonzero().flatten()
+        if not rows.numel():
+            return (rows, None, None, None)
+        gain, offset, post = _rows_of(gains(k), rows)
+        (a, b), n_sq = (x[k, rows] for x in co.anc), co.anc_var[k, rows]
+        if method == "ancestral_corrected":
+            n_sq = n_sq + b * b * post
+    elif method == "euler_maruyama":
+        rows = (~co.frozen[k]).nonzero().flatten()
+        if not rows.numel():
+            return (rows, None, None, None)
+        gain, offset, _ = _rows_of(gains(k), rows)
+        a, b, n_sq = (x[rows] for x in co.euler_maruyama(k))
+    else:
+        return _heun_rows(co, k, gains)
+    kmat = b[:, None] * gain
+    kmat[torch.arange(rows.numel()), rows] += a
+    return rows, kmat, b * offset, n_sq
+
+
+def _heun_rows(co: _Step, k: int, gains):
+    """Heun's K = I - h/2 (Q_t + Q_s (I - h Q_t)) and f on the rows not frozen at both ends;
+    Q_j has rows only where frozen_j is False (the drift is 0 elsewhere)."""
+    rows = (~(co.frozen[k] & co.frozen[k + 1])).nonzero().flatten()
+    r, d, h = rows.numel(), co.gamma.shape[1], float(co.h[k])
+    if not r:
+        return (rows, None, None, None)
+    pos = torch.full((d,), -1, dtype=torch.long)
+    pos[rows] = torch.arange(r)
+    q, off = [], []
+    for j in (k, k + 1):  # drift rows at t and at s, placed among `rows`
+        live = (~co.frozen[j]).nonzero().flatten()
+        qm, qv = torch.zeros(r, d, dtype=torch.float64), torch.zeros(r, dtype=torch.float64)
+        if live.numel():
+            gain, offset, _ = _rows_of(gains(j), live)
+            qa, qb = (x[live] for x in co.drift(j))
+            qm[pos[live]] = qb[:, None] * gain
+            qm[pos[live], live] += qa
+            qv[pos[live]] = qb * offset
+        q.append(qm)
+        off.append(qv)
+    (q_t, q_s), (r_t, r_s) = q, off
+    # Q_s (I - h Q_t) needs all of Q_t's rows, which lie among `rows`
+    kmat = -0.5 * h * (q_t + q_s - h * (q_s[:, rows] @ q_t))
+    kmat[torch.arange(r), rows] += 1.0
+    f = -0.5 * h * (r_t + r_s - h * (q_s[:, rows] @ r_t))
+    return rows, kmat, f, torch.zeros(r, dtype=torch.float64)
+
+
+def _apply(m: Tensor, c: Tensor, rows: Tensor, kmat: Tensor, f: Tensor, n_sq: Tensor) -> None:
+    """m <- K m + f, C <- K C K^T + diag(n^2) in place, K = I outside `rows`: only those rows
+    and columns change (2 r D^2 + 2 r^2 D flops)."""
+    y = kmat @ c
+    block = y @ kmat.T
+    block = 0.5 * (block + block.T) + torch.diag(n_sq)
+    m[rows] = kmat @ m + f
+    if rows.numel() == c.shape[0]:
+        c.copy_(block)  # rows is 0..D-1 in order (nonzero() sorts)
+        return
+    c[rows, :] = y
+    c[:, rows] = y.T
+    c[rows[:, None], rows] = block
