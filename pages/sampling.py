@@ -42,8 +42,7 @@ with right:
     process = widgets.attempt("Process", denoiser_choice.process_for, spec, kind)
     den = widgets.attempt("Denoiser", denoiser_choice.denoiser, spec, kind)
     stiff = run_controls.stiffness_note(spec, steps, method)
-    if not kind.startswith("gaussian"):
-        run_controls.terminal_note(spec, process, kind)
+    run_controls.terminal_note(spec, process, kind)
     run_spec = runs.RunSpec(spec, kind, method, steps, batch)
     key = ("sweep", run_spec, softnesses) if sweep else ("single", run_spec)
 

@@ -40,6 +40,7 @@ label_title = "label" if info.labels is not None else "−log λ"
 
 with right:
     view.stiffness_readout(stiff)
+    view.terminal(spec, info, bas, pri)
     view.curve_charts(curves, shown, label_title)
     view.order_and_plane(curves, info, groups)
     view.downloads(spec, bas, pri, info, curves, shown)

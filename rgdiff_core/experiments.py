@@ -60,7 +60,6 @@ __all__ = [
     "max_batch",
     "committed_groups",
     "group_log10_snr",
-    "terminal_snr",
     "compare_metrics",
     "reference_distance",
     "true_field_rapsd",
@@ -375,15 +374,6 @@ def group_log10_snr(process, variances, t: float, groups) -> np.ndarray:
     gamma = np.broadcast_to(gamma, (process.dim,))
     log_snr = (np.log(np.asarray(variances, dtype=np.float64)) - gamma) / np.log(10)
     return np.array([log_snr[idx.cpu().numpy()].mean() for _, idx in groups])
-
-
-def terminal_snr(process, variances) -> float:
-    """Largest true SNR_i(1) = v_i e^-gamma_i(1): signal left at t = 1, where sampling starts
-    from N(0, I) as if there were none (the start is exact only when this is ~0, or when the
-    whitened data are exactly white, as for the data prior in a basis that diagonalises them)."""
-    gamma = process.noise_state(1.0).gamma.detach().double().cpu().reshape(-1).numpy()
-    log_snr = np.log(np.asarray(variances, dtype=np.float64)) - gamma
-    return float(np.exp(log_snr.max()))
 
 
 def committed_groups(process, variances, t: float, groups) -> np.ndarray:

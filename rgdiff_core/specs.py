@@ -187,7 +187,7 @@ class ComponentStats:
 
     mean, var: mean and (unfloored) variance of each basis coefficient; lam: var floored;
     v: lam / s^2 floored, the data variance of each whitened component; u_sq: E[u^2] of each
-    whitened component (mean included), what the prior term L_T needs."""
+    whitened component (mean included) over all the data, what the prior term L_T needs."""
 
     mean: Tensor
     var: Tensor
@@ -222,14 +222,21 @@ def build_prior(spec: PriorSpec, basis: Basis, data: Tensor | None = None) -> Pr
 
 def component_statistics(basis: Basis, data: Tensor, prior: Prior | None = None) -> ComponentStats:
     """Mean, variance, floored lambda and v of the components of fitting_data(data); v uses
-    the prior's std (1 without a prior)."""
-    mean, var = component_stats(basis, fitting_data(data))
+    the prior's std (1 without a prior). u_sq, what the prior term needs, is over all of
+    `data`: a basis fitted on few items (PCA with N_STATS < D) has components whose variance
+    only the rest of the data shows."""
+    mean, var = _moments(basis, fitting_data(data))
     lam = _floor(var)
+    all_mean, all_var = (mean, var) if len(data) <= N_STATS else _moments(basis, data)
     if prior is None:
-        return ComponentStats(mean, var, lam, lam, var + mean**2)
+        return ComponentStats(mean, var, lam, lam, all_var + all_mean**2)
     m, s = prior.mean.double().cpu(), prior.std.double().cpu()
-    u_sq = (var + (mean - m) ** 2) / s**2
+    u_sq = (all_var + (all_mean - m) ** 2) / s**2
     return ComponentStats(mean, var, lam, _floor(lam / s**2), u_sq)
+
+
+def _moments(basis: Basis, data: Tensor) -> tuple[Tensor, Tensor]:
+    return component_stats(basis, data)
 
 
 def build_schedule(

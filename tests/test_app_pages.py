@@ -62,11 +62,15 @@ def test_preset_links_open_their_pages(preset):
 START_STATES = {
     "basis": [{}, {"prior": "power_law"}],
     "schedule": [
+        {"gnauto": False},
         {},
         {"family": "linear", "prior": "power_law", "indiv": True},
         {"family": "vp"},
     ],
-    "noising": [{"ab": True}, {"family": "cosine", "b_family": "linear", "prior": "power_law"}],
+    "noising": [
+        {"ab": True, "gnauto": False},
+        {"family": "cosine", "b_family": "linear", "prior": "power_law"},
+    ],
 }
 
 
@@ -115,13 +119,14 @@ def _extremes(at, key: str):
 
 
 def _widget(at, kind: str, key: str):
-    found = [w for w in getattr(at, kind) if w.key == key]
+    found = [w for w in getattr(at, kind) if w.key == key and not w.disabled]
     return found[0] if found else None
 
 
 def _keys(at) -> list[str]:
+    """Keys of the enabled controls (a user cannot move a disabled one, e.g. γ̃_n on auto)."""
     kinds = ("slider", "select_slider", "selectbox", "number_input", "checkbox", "toggle")
-    return [w.key for kind in kinds for w in getattr(at, kind) if w.key]
+    return [w.key for kind in kinds for w in getattr(at, kind) if w.key and not w.disabled]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -151,7 +156,7 @@ def test_every_control_at_its_extremes(page):
     # Every control the page can draw was reached (upload widgets and buttons aside).
     expected = {"data", "size", "device", "seed", "basis", "wavelet", "levels", "prior", "exponent"}
     if page != "basis":
-        expected |= {"family", "gmin", "gmax", "order", "soft", "gd", "gn", "clip"}
+        expected |= {"family", "gmin", "gmax", "order", "soft", "gd", "gn", "gnauto", "clip"}
     if page == "schedule":
         expected |= {"bmin", "bmax"}
     assert expected <= done, sorted(expected - done)
@@ -167,6 +172,7 @@ ROUND_TRIP = {
         "soft": 0.2,
         "clip": True,
         "gd": -6.0,
+        "gnauto": False,
         "gn": 4.5,
         "indiv": True,
     },

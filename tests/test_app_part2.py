@@ -203,12 +203,13 @@ def test_sampling_gaussian_fields_spectrum_check():
         "clip": True,
         "basis": "fourier",
         "prior": "data",
+        "gnauto": False,
     }
     at = open_page("sampling", query, sidebar={"data": "fields"})
     click(at, "run_button")
     assert "Does not match the true spectrum" in texts(at.error)
     click(at, "check_settings")
-    assert at.session_state["sampler"] == "heun_ode" and at.session_state["gn"] == 10.0
+    assert at.session_state["sampler"] == "heun_ode" and at.session_state["gnauto"] is True
     click(at, "run_button")
     assert "Matches the true spectrum within Monte-Carlo error" in texts(at.success)
 
@@ -369,27 +370,18 @@ def test_stored_runs_are_bounded_in_bytes():
     assert list(store) == ["huger"]
 
 
-def test_sampling_says_when_signal_is_left_at_t1():
-    """γ̃_n = 3 leaves SNR e^-3 at t = 1, which the sampler's start ignores: the page says so
-    (for the non-Gaussian denoisers); γ̃_n = 10 leaves e^-10 and the note goes."""
+def test_sampling_shows_the_prior_term_and_what_to_change():
+    """γ̃_n auto (the default) reaches the prior: L_T <= 0.1 nat in a caption, for every
+    denoiser; γ̃_n = 3 with the white prior does not, and a warning says what to change."""
 
-    def notes(at):
-        return [c.value for c in at.caption]
+    def prior_captions(at):
+        return [c.value for c in at.caption if c.value.startswith("Prior term L_T")]
 
-    at = open_page("sampling", {"gn": 3.0})
-    assert any("keep an SNR of up to 0.05" in c for c in notes(at)), notes(at)
-    at = open_page("sampling", {"gn": 10.0})
-    assert not any("keep an SNR" in c for c in notes(at))
-    at = open_page("sampling", {"gn": 3.0, "den": "gaussian_fit"})
-    assert not any("keep an SNR" in c for c in notes(at))
-
-
-def test_the_signal_note_offers_a_faithful_gamma_noise():
-    """The note's button moves γ̃_n to 10 (into the URL-bound slider), and the note goes."""
-    at = open_page("sampling", {"gn": 3.0})
-    assert [b.label for b in at.button if b.key == "gn_fix"] == ["Set γ̃_n = 10"]
-    at.button(key="gn_fix").click().run()
-    assert not at.exception, app_errors(at)
-    assert at.slider(key="gn").value == 10.0
-    assert not any("keep an SNR" in c.value for c in at.caption)
-    assert not [b for b in at.button if b.key == "gn_fix"]
+    for den in ("empirical", "gaussian_fit"):
+        at = open_page("sampling", {"den": den})
+        (line,) = prior_captions(at)
+        assert "(auto)" in line and float(line.split("= ")[1].split(" ")[0]) <= 0.1
+        assert "does not reach its prior" not in texts(at.warning)
+    at = open_page("sampling", {"gnauto": False, "gn": 3.0})
+    assert not prior_captions(at)
+    assert "does not reach its prior" in texts(at.warning) and "γ̃_n auto" in texts(at.warning)

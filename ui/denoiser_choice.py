@@ -89,7 +89,7 @@ def network_settings(kind: str) -> dict[str, Any]:
         basis = doc["basis"]
         out = {"data": doc["dataset"], "size": int(doc["size"]), "basis": basis["name"],
                "prior": doc["prior"], "family": "soft", "order": doc["order"],
-               "gd": float(doc["gamma_denoise"]), "gn": float(doc["gamma_noise"]),
+               "gd": float(doc["gamma_denoise"]), "gn": float(doc["gamma_noise"]), "gnauto": False,
                "clip": bool(doc["clip"])}  # fmt: skip
         if basis["name"] == "wavelet":
             levels = basis.get("levels")

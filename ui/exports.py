@@ -156,7 +156,7 @@ def parse_settings_file(raw: bytes) -> dict[str, Any]:
             out[LABELS_KEY] = files.labels_array(doc["labels"])
         except ValueError as err:
             raise ValueError(f"labels: {err}") from None
-    return out
+    return state.with_gamma_noise_mode(out)
 
 
 def _apply_settings_file() -> None:

@@ -97,7 +97,7 @@ def parse_schedule_file(raw: bytes) -> LoadedSchedule:
             raw_labels = spec.get("labels") if isinstance(spec, dict) else None
             if raw_labels is not None:
                 labels = labels_array(raw_labels)
-        return LoadedSchedule(parsed, None, labels)
+        return LoadedSchedule(state.with_gamma_noise_mode(parsed), None, labels)
     spec = doc.get("schedule", doc if "family" in doc else None)
     if not isinstance(spec, dict):
         raise ValueError("the JSON has neither 'settings' nor a 'schedule' object with a 'family'")

@@ -14,7 +14,7 @@ import torch
 from rgdiff_core import viz
 from rgdiff_core.bases import BASES
 from rgdiff_core.specs import DataSpec
-from ui import cache, plots, state, widgets
+from ui import cache, plots, prior_term, state, widgets
 
 BIND: Any = "query-params"
 STRIP_TIMES = tuple(float(t) for t in np.linspace(0, 1, 8))
@@ -82,6 +82,7 @@ def process_columns(data: DataSpec, ab: bool) -> list[tuple]:
                 stop=False,
             )
             if proc is not None and info is not None:
+                prior_term.note(spec, proc)
                 procs.append((name, spec, proc, info))
     return procs
 

@@ -15,14 +15,12 @@ import torch
 from rgdiff_core import experiments as ex
 from rgdiff_core.samplers import SAMPLERS
 from rgdiff_core.specs import DataSpec, ProcessSpec
-from ui import cache, denoiser_choice, state, widgets
+from ui import cache, denoiser_choice, prior_term, state, widgets
 from ui.runs import RECORD
 
 BIND: Any = "query-params"
 STEPS_RANGE = (10, 1000)
 CPU_BUDGET = 2 * 1024**3  # bytes a run may use on the CPU
-TERMINAL_SNR_NOTE = 0.01  # signal left at t = 1 above which the Sampling page says so
-FAITHFUL_GN = 10.0  # the γ̃_n the page offers then (SNR <= e^-10 left at t = 1)
 SAMPLER_LABELS = {
     "ancestral": "ancestral",
     "euler_maruyama": "Euler–Maruyama",
@@ -207,59 +205,26 @@ def stiffness_note(spec: ProcessSpec, steps: int, method: str) -> dict:
 
 
 def terminal_note(spec: ProcessSpec, process, kind: str) -> None:
-    """Say when the data keep a visible signal at t = 1: the sampler starts from the prior as
-    if none were left, which biases non-Gaussian samples towards the simplest images. For a
-    network, also say when the γ̃ targets leave the range it was trained on."""
+    """The prior term L_T of the process the run uses (ui.prior_term); for a network, also say
+    when the γ̃ targets leave the range it was trained on."""
     trained = denoiser_choice.network_settings(kind) if kind.startswith("network:") else {}
+    gn = getattr(process.schedule, "gamma_noise", None)
     sch = spec.schedule
-    if trained and (sch.gamma_noise > trained["gn"] or sch.gamma_denoise < trained["gd"]):
+    if trained and ((gn is not None and gn > trained["gn"]) or sch.gamma_denoise < trained["gd"]):
         st.warning(
             f"This network was trained with γ̃_d = {trained['gd']:g} and γ̃_n = "
             f"{trained['gn']:g}: noisier or cleaner ends than these are outside what it has "
             "seen, and its samples degrade (badly at finite softness). Train one with "
             "`--gamma-noise` for a noisier end."
         )
-    info = widgets.attempt(
-        "Schedule",
-        cache.schedule,
-        spec.data,
-        spec.basis,
-        spec.prior,
-        spec.schedule,
-        stop=False,
-    )
-    if info is None:
-        return
-    snr1 = ex.terminal_snr(process, info.v)
-    if snr1 <= TERMINAL_SNR_NOTE:
-        return
-    end = "γ̃_n (noised end)" if not spec.schedule.scalar else "the noised end of the schedule"
-    st.caption(
-        f"⚠ At t = 1 the data keep an SNR of up to {snr1:.2g}, but sampling starts from the "
-        "prior as if no signal were left: samples of non-Gaussian data lean towards the "
-        f"simplest images (too little power in their spectrum). Raise {end} to about 8-10 for "
-        "faithful samples (a network: one trained with that γ̃_n); the exact Gaussian "
-        "denoiser is not affected."
-    )
-    if not spec.schedule.scalar and (not trained or trained["gn"] >= FAITHFUL_GN):
-        st.button(
-            f"Set γ̃_n = {FAITHFUL_GN:g}",
-            key="gn_fix",
-            on_click=_set_gamma_noise,
-            help=f"Moves the γ̃_n (noised end) slider to {FAITHFUL_GN:g}: an SNR of "
-            f"e^-{FAITHFUL_GN:g} at most is left at t = 1.",
-        )
-
-
-def _set_gamma_noise() -> None:
-    st.session_state["gn"] = FAITHFUL_GN
+    prior_term.note(spec, process, key=kind)
 
 
 def use_check_settings(steps_needed: int) -> None:
     """on_click: settings under which the Gaussian-field check is exact up to Monte-Carlo
-    error: the process fully noised at t = 1 (γ̃_n = 10), the fast-converging ODE sampler
-    with enough steps, and 128 samples."""
-    st.session_state["gn"] = 10.0
+    error: the process fully noised at t = 1 (γ̃_n auto: L_T <= 0.1 nat), the fast-converging
+    ODE sampler with enough steps, and 128 samples."""
+    st.session_state["gnauto"] = True
     st.session_state["sampler"] = "heun_ode"
     st.session_state["steps"] = int(min(STEPS_RANGE[1], max(100, steps_needed)))
     st.session_state["batch"] = 128

@@ -18,6 +18,7 @@ from ui import (
     exports,
     held_out,
     plots,
+    prior_term,
     run_controls,
     run_plots,
     state,
@@ -118,16 +119,15 @@ def spectrum_check(samples, spec: ProcessSpec, process, steps: int, stiff: dict)
     if chk["ok"]:
         st.success(f"Matches the true spectrum within Monte-Carlo error: {verdict}.")
         return
-    info = cache.schedule(spec.data, spec.basis, spec.prior, spec.schedule)
-    snr1 = ex.terminal_snr(process, info.v)
+    lt = prior_term.value(spec, process)
     st.error(
         f"Does not match the true spectrum: {verdict}. Likely causes: "
         f"{steps} steps vs {stiff['steps_needed']:,} needed (discretisation); "
-        f"signal left at t = 1 (max SNR {snr1:.2g}; the sampler starts from "
+        f"signal left at t = 1 (prior term L_T = {lt:.3g} nat; the sampler starts from "
         f"pure noise); a cancelled run."
     )
     st.button(
-        "Use the check settings (γ̃_n = 10, Heun, 128 samples)",
+        "Use the check settings (γ̃_n auto, Heun, 128 samples)",
         on_click=run_controls.use_check_settings,
         args=(stiff["steps_needed"],),
         key="check_settings",

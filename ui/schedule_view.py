@@ -4,6 +4,8 @@ the downloads (schedule JSON, curves CSV, labels CSV)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +13,9 @@ import numpy as np
 import streamlit as st
 
 from rgdiff_core import viz
+from rgdiff_core.process import Process
 from rgdiff_core.specs import ProcessSpec
-from ui import cache, files, plots, state, widgets
+from ui import cache, files, plots, prior_term, state, widgets
 
 BIND: Any = "query-params"
 N_INDIVIDUAL = 64
@@ -63,6 +66,16 @@ def views(loaded, spec: ProcessSpec) -> tuple:
             cache.schedule_stiffness(spec),
         )
     return out
+
+
+def terminal(spec: ProcessSpec, info, bas, pri) -> None:
+    """The prior term of the schedule shown: the controls' own, or a loaded file's."""
+    controls = cache.schedule(spec.data, spec.basis, spec.prior, spec.schedule)
+    if info.schedule is controls.schedule:
+        prior_term.note(spec)
+        return
+    digest = hashlib.sha1(json.dumps(info.schedule.spec(), default=str).encode()).hexdigest()
+    prior_term.note(spec, Process(bas, pri, info.schedule), key=f"file:{digest}")
 
 
 def stiffness_readout(stiff: dict) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rgdiff_core import bases, data, priors, schedules
 from rgdiff_core.experiments import SWEEP_SOFTNESS
+from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
 
 # ---------------------------------------------------------------- options
 
@@ -65,7 +66,7 @@ RANGES: dict[str, tuple[float, float, float]] = {
     "bmin": (0.0, 5.0, 0.05),
     "bmax": (1.0, 50.0, 0.5),  # VP: beta(t) from bmin to bmax
     "gd": (-15.0, 0.0, 0.5),
-    "gn": (0.0, 15.0, 0.5),  # soft-conditioning targets
+    "gn": (0.0, 30.0, 0.5),  # soft-conditioning targets (gn: when not auto)
 }
 CHOICES: dict[str, tuple] = {
     "basis": BASES,
@@ -90,6 +91,7 @@ PROCESS_KEYS = (
     "soft",
     "gd",
     "gn",
+    "gnauto",
     "clip",
 )
 
@@ -122,6 +124,7 @@ PROCESS_DEFAULTS: dict[str, Any] = {
     "soft": 1.0,
     "gd": schedules.GAMMA_DENOISE,
     "gn": schedules.GAMMA_NOISE,
+    "gnauto": True,  # γ̃_n from the prior term: L_T <= 0.1 nat (rgdiff_core.terminal)
     "clip": False,
 }
 
@@ -191,10 +194,10 @@ def parse_setting(key: str, value: Any) -> Any:
         if str(value) not in CHOICES[key]:
             raise ValueError(f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
         return str(value)
-    if key == "clip":
+    if key in ("clip", "gnauto"):
         if isinstance(value, bool) or str(value).lower() in ("true", "false"):
             return value if isinstance(value, bool) else str(value).lower() == "true"
-        raise ValueError(f"clip must be true or false, got {value!r}")
+        raise ValueError(f"{key} must be true or false, got {value!r}")
     if key == "soft":
         by_text = {format_softness(s): s for s in SOFTNESS}
         text = (
@@ -217,6 +220,42 @@ def parse_setting(key: str, value: Any) -> Any:
             raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
         return number
     raise ValueError(f"unknown setting {key!r}; known: {', '.join(PROCESS_KEYS)}")
+
+
+def with_gamma_noise_mode(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings from a file: one written before γ̃_n auto existed names gn without gnauto, and
+    that gn is what it meant (so it reloads to the same samples)."""
+    if "gn" in settings and "gnauto" not in settings:
+        return {**settings, "gnauto": False}
+    return settings
+
+
+def process_spec(settings: dict[str, Any], data_spec: DataSpec, labels: str = "") -> ProcessSpec:
+    """The ProcessSpec of a settings dict (process keys, unprefixed; missing keys take their
+    defaults), as the pickers build it: presets and loaded files become specs here."""
+    v = {**PROCESS_DEFAULTS, **settings}
+    levels = None if v["levels"] == "max" else int(v["levels"])
+    basis = BasisSpec(v["basis"], v["wavelet"], levels)
+    prior = PriorSpec(v["prior"], float(v["exponent"]))
+    if v["family"] != "soft":
+        schedule = ScheduleSpec(
+            family=v["family"],
+            gamma_min=float(v["gmin"]),
+            gamma_max=float(v["gmax"]),
+            beta_min=float(v["bmin"]),
+            beta_max=float(v["bmax"]),
+        )
+    else:
+        schedule = ScheduleSpec(
+            family="soft",
+            labels=labels if v["order"] == "custom" else "",
+            order=v["order"],
+            softness=float(v["soft"]),
+            gamma_denoise=float(v["gd"]),
+            gamma_noise=None if v["gnauto"] else float(v["gn"]),
+            clip=bool(v["clip"]),
+        )
+    return ProcessSpec(data_spec, basis, prior, schedule)
 
 
 def query_params_all(settings: dict[str, Any]) -> dict[str, str]:

@@ -279,18 +279,35 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None, dim: int = 0) -
             help="Target −log SNR the last-generated component reaches at t = 0.",
         )
     with c2:
-        gn = _number_slider(
+        auto = st.checkbox(
+            "γ̃_n auto",
+            value=state.default(prefix + "gnauto"),
+            key=prefix + "gnauto",
+            bind=BIND,
+            help="Choose the noised-end target from the data: the smallest γ̃_n for which the "
+            "process reaches its prior at t = 1 (prior term L_T ≤ 0.1 nat). Untick to set it.",
+        )
+        lo, hi, step = state.RANGES["gn"]
+        gn = st.slider(
             "γ̃_n (noised end)",
-            prefix + "gn",
-            help="Target −log SNR the first-generated component reaches at t = 1.",
+            lo,
+            hi,
+            value=state.default(prefix + "gn"),
+            step=step,
+            key=prefix + "gn",
+            bind=BIND,
+            disabled=auto,
+            help="Target −log SNR the first-generated component reaches at t = 1 (when "
+            "γ̃_n auto is off). Too small leaves signal at t = 1: see the prior term L_T.",
         )
     clip = st.checkbox(
         "Clip",
         value=state.default(prefix + "clip"),
         key=prefix + "clip",
         bind=BIND,
-        help="Freeze each component outside its window: effective −log SNR "
-        "stays in [γ̃_d, γ̃_n]. Needed for the autoregressive limit.",
+        help="Freeze each component outside its window: effective −log SNR at least γ̃_d, "
+        "and at most γ̃_n (raw γ̃_n where a component has less variance than the prior, so "
+        "none stops short of noise). Needed for the autoregressive limit.",
     )
     return ScheduleSpec(
         family="soft",
@@ -298,7 +315,7 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None, dim: int = 0) -
         order=order,
         softness=float(softness),
         gamma_denoise=float(gd),
-        gamma_noise=float(gn),
+        gamma_noise=None if auto else float(gn),
         clip=bool(clip),
         gamma_min=d.gamma_min,
         gamma_max=d.gamma_max,
@@ -389,7 +406,7 @@ def check_process(spec: ProcessSpec) -> str | None:
         return "β_max must exceed β_min: raise β_max or lower β_min."
     if s.family in ("linear", "cosine") and s.gamma_max <= s.gamma_min:
         return "γ at t = 1 must exceed γ at t = 0: raise one or lower the other."
-    if s.family == "soft" and s.gamma_noise <= s.gamma_denoise:
+    if s.family == "soft" and s.gamma_noise is not None and s.gamma_noise <= s.gamma_denoise:
         return "γ̃_n must exceed γ̃_d: raise γ̃_n or lower γ̃_d."
     return None
 

@@ -1,0 +1,58 @@
+"""The end of the process at t = 1, shown on every page that has a process: the prior term
+L_T (rgdiff_core.terminal) with one plain sentence of what it means, and what to change when
+it is above the 0.1 nat bound (docs/maths.md §2b)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rgdiff_core.specs import ProcessSpec
+from rgdiff_core.terminal import L_T_TARGET, prior_term
+from ui import cache
+
+
+@st.cache_resource(max_entries=32, show_spinner="Measuring the prior term…")
+def _prior_term(spec: ProcessSpec, key: str, _process) -> float:
+    # `key` names the process (the controls' own, or a network's): _process is not hashed
+    return prior_term(_process, cache.dataset(spec.data))
+
+
+def value(spec: ProcessSpec, process=None, key: str = "") -> float:
+    """L_T in nats per image of `process` (default: the controls' own) on the training split."""
+    process = cache.process(spec) if process is None else process
+    return _prior_term(spec, key, process)
+
+
+def gamma_noise_text(spec: ProcessSpec, process) -> str:
+    """The noised-end target in use, e.g. 'γ̃_n = 8.58 (auto)'; '' for scalar schedules."""
+    g = getattr(process.schedule, "gamma_noise", None)
+    if spec.schedule.scalar or g is None:
+        return ""
+    return f"γ̃_n = {g:.2f}" + (" (auto)" if spec.schedule.gamma_noise is None else "")
+
+
+def note(spec: ProcessSpec, process=None, key: str = "", label: str = "") -> float:
+    """Show L_T: a caption when the process reaches its prior, a warning saying what to change
+    when it does not. Returns L_T."""
+    process = cache.process(spec) if process is None else process
+    lt = value(spec, process, key)
+    gn = gamma_noise_text(spec, process)
+    head = f"{label}Prior term L_T = {lt:.3g} nat/image" + (f" at {gn}" if gn else "")
+    if lt <= L_T_TARGET:
+        st.caption(
+            f"{head}: at t = 1 the noised data are this close (KL divergence) to the N(0, I) "
+            f"that sampling starts from; at most {L_T_TARGET:g} nat means the process ends "
+            "where the sampler begins."
+        )
+        return lt
+    fix = (
+        "tick **γ̃_n auto** or raise γ̃_n"
+        if not spec.schedule.scalar
+        else "raise the noised end of the schedule (γ at t = 1, or β_max)"
+    )
+    st.warning(
+        f"{head}: the process does not reach its prior at t = 1 (the bound is "
+        f"{L_T_TARGET:g} nat), so sampling starts from the wrong distribution and the samples "
+        f"are biased (too little of the signal the data keep at t = 1). To fix it, {fix}."
+    )
+    return lt
