@@ -3,7 +3,7 @@ held-out data, and each metric against softness (the interactive FID-vs-softness
 
 import streamlit as st
 
-from ui import compare_view, denoiser_choice, prior_term, run_controls, runs, widgets
+from ui import advisor, compare_view, denoiser_choice, prior_term, run_controls, runs, widgets
 from ui.sidebar import data_spec
 
 st.title("Compare")
@@ -48,6 +48,7 @@ dens = [
 for col, n, s, proc in zip(st.columns(2), "AB", specs, procs, strict=True):
     with col:
         prior_term.note(s.process, proc, key=kind, label=f"{n}: ")
+        advisor.note(s.process, proc, kind, s.method, s.steps, label=f"{n}: ")
 if st.button(
     "Run A and B",
     type="primary",

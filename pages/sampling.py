@@ -4,7 +4,16 @@ against their true spectrum."""
 
 import streamlit as st
 
-from ui import cache, denoiser_choice, exports, run_controls, runs, sampling_view, widgets
+from ui import (
+    advisor,
+    cache,
+    denoiser_choice,
+    exports,
+    run_controls,
+    runs,
+    sampling_view,
+    widgets,
+)
 from ui.sidebar import data_spec
 
 st.title("Sampling")
@@ -42,7 +51,11 @@ with right:
     process = widgets.attempt("Process", denoiser_choice.process_for, spec, kind)
     den = widgets.attempt("Denoiser", denoiser_choice.denoiser, spec, kind)
     stiff = run_controls.stiffness_note(spec, steps, method)
-    run_controls.terminal_note(spec, process, kind)
+    if sweep:
+        advisor.sweep_notes(spec, kind, method, steps, softnesses)
+    else:
+        run_controls.terminal_note(spec, process, kind)
+        advisor.note(spec, process, kind, method, steps)
     run_spec = runs.RunSpec(spec, kind, method, steps, batch)
     key = ("sweep", run_spec, softnesses) if sweep else ("single", run_spec)
 

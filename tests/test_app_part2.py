@@ -385,3 +385,21 @@ def test_sampling_shows_the_prior_term_and_what_to_change():
     at = open_page("sampling", {"gnauto": False, "gn": 3.0})
     assert not prior_captions(at)
     assert "does not reach its prior" in texts(at.warning) and "γ̃_n auto" in texts(at.warning)
+
+
+def test_sampling_advises_the_steps_for_two_percent():
+    """100 ancestral steps lose variance (the plug-in step): the page says how much and how
+    many steps are within 2 %; the button sets them and the warning becomes a caption. The
+    sweep shows the same check for every softness."""
+    at = open_page("sampling")
+    warned = [w.value for w in at.warning if "Expected variance ratio" in w.value]
+    assert len(warned) == 1 and "lose" in warned[0]
+    (button,) = [b for b in at.button if b.key == "use_steps"]
+    need = int(button.label.split()[1].replace(",", ""))
+    assert 100 < need <= 1000
+    click(at, "use_steps")
+    assert at.number_input(key="steps").value == need
+    assert not [w for w in at.warning if "Expected variance ratio" in w.value]
+    assert any("within 2%" in c.value for c in at.caption)
+    sweep = open_page("sampling", {"mode": "sweep", "steps": 50})
+    assert "s = 0.1: " in texts(sweep.warning) and "s = inf: " in texts(sweep.warning)

@@ -23,6 +23,7 @@ STEPS_RANGE = (10, 1000)
 CPU_BUDGET = 2 * 1024**3  # bytes a run may use on the CPU
 SAMPLER_LABELS = {
     "ancestral": "ancestral",
+    "ancestral_corrected": "ancestral, variance-corrected",
     "euler_maruyama": "Euler–Maruyama",
     "heun_ode": "probability-flow ODE (Heun)",
 }
