@@ -59,7 +59,7 @@ if st.button(
         runs.execute(("single", s), s, proc, den, time_limit=limit, label=f"{name}: ")
 results = [runs.recall(("single", s)) for s in specs]
 if all(r is not None for r in results):
-    compare_view.side_by_side(["A", "B"], specs, results, data)
+    compare_view.side_by_side(["A", "B"], specs, results, data, list(zip(procs, dens, strict=True)))
 else:
     st.info(f"Press **Run A and B** to draw {batch} samples of each configuration.")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import pytest
 import torch
@@ -225,10 +226,25 @@ def test_compare_runs_both_and_sweeps_softness():
     assert list(table.index) == ["A", "B", "held-out data (reference)"]
     assert table.loc["A", "NFE"] == 11 and table.loc["B", "device"] == "cpu"
     assert table.loc["A", "NN distance to train"] < 1e-3  # empirical: training copies
+    # the held-out bound and its three terms; the empirical denoiser's is huge (it only knows
+    # training items), the fitted Gaussian's a few bits/dim with a small standard error
+    assert table.loc["A", "bits/dim (held-out)"] > 50
+    gauss = open_page("compare", {"steps": 10, "b_steps": 10, "batch": 4, "den": "gaussian_fit"})
+    click(gauss, "run_compare")
+    g_table = gauss.dataframe[0].value
+    for side in "AB":
+        row = g_table.loc[side]
+        total = row["L_T (nat)"] + row["diffusion (nat)"] + row["reconstruction (nat)"]
+        assert 0 < row["± s.e."] < 0.05 and math.isfinite(total)
+        assert row["L_T (nat)"] <= 0.1  # γ̃_n auto
+        assert row["bits/dim (held-out)"] < table.loc[side, "bits/dim (held-out)"]
     click(at, "run_sweep")
     sweep = at.dataframe[-1].value
     assert list(sweep.index) == ["inf", "0.1"]
     assert (sweep["RAPSD log-error"] >= 0).all()
+    assert sweep["bits/dim (held-out)"].notna().all()
+    names = [d["name"] for d in json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]]
+    assert "bits/dim (held-out)" in names
 
 
 def test_compare_bad_steps_message():

@@ -12,8 +12,11 @@ import torch
 
 from rgdiff_core import experiments as ex
 from rgdiff_core.data import load_dataset
-from rgdiff_core.specs import DataSpec
+from rgdiff_core.likelihood import ELBO, elbo
+from rgdiff_core.specs import DataSpec, ProcessSpec
 from ui import cache
+
+N_LIKELIHOOD, N_T = 64, 16  # held-out images and strata in t of the pages' bits/dim
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -44,3 +47,22 @@ def metrics_row(run: ex.SamplingRun, d: DataSpec) -> dict[str, Any]:
 def nearest_train_distance(samples: torch.Tensor, d: DataSpec) -> float:
     """Mean over samples of the RMS pixel distance to the closest training image."""
     return ex.compare_metrics(samples, images(d), cache.dataset(d))["nn_train_mean"]
+
+
+@st.cache_resource(max_entries=32, show_spinner="Bits/dim of held-out images…")
+def bits_per_dim(spec: ProcessSpec, kind: str, _process, _denoiser) -> ELBO:
+    """Negative ELBO (docs/maths.md §2c) of the first N_LIKELIHOOD held-out images under the
+    process and denoiser of (spec, kind); the seed of the sidebar draws t and the noise."""
+    x = images(spec.data)[:N_LIKELIHOOD]
+    gen = torch.Generator(device=_process.device).manual_seed(spec.data.seed)
+    return elbo(_process, _denoiser, x, n_t=N_T, generator=gen)
+
+
+def likelihood_row(e: ELBO) -> dict[str, Any]:
+    return {
+        "bits/dim (held-out)": e.bpd,
+        "± s.e.": e.stderr,
+        "L_T (nat)": e.prior,
+        "diffusion (nat)": e.diffusion,
+        "reconstruction (nat)": e.reconstruction,
+    }
