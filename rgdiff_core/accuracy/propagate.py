@@ -20,6 +20,8 @@ from torch import Tensor
 from ..samplers import _ancestral_coefficients, _grid_states
 from ..schedules import NoiseState
 
+CHUNK_ENTRIES = 2**20  # per (steps, D) array of the diagonal route (8 MiB in float64)
+
 
 @dataclass(frozen=True)
 class Gaussian:
@@ -97,52 +99,55 @@ class _Step:
 
 
 def diagonal_route(g: Gaussian, grid, methods, known, values, scalar=False):
-    """{method: (mean (D,), var (D,))} of the output; O(D) per step."""
+    """{method: (mean (D,), var (D,))} of the output; O(D) per step, in chunks of steps so the
+    (steps, D) coefficient arrays stay near CHUNK_ENTRIES entries each."""
     ts, gamma, dgamma = grid
     if scalar:  # eigen route: one shared state per time, broadcast over the eigenbasis
         gamma, dgamma = gamma[:, :1], dgamma[:, :1]
-    co = _Step(ts, gamma, dgamma)
-    gain, offset, post = _gain_diagonal(g.cov, g.mean, gamma, known)
     m0 = torch.zeros_like(g.mean) if values is None else torch.where(known, values, 0.0)
     c0 = torch.ones_like(g.mean) if known is None else torch.where(known, 0.0, 1.0)
-    out = {}
-    for method in methods:
-        if method in ("ancestral", "ancestral_corrected"):
-            (a, b), n_sq = co.anc, co.anc_var
-            if method == "ancestral_corrected":
-                n_sq = n_sq + b * b * post[:-1]
-        elif method == "euler_maruyama":
-            a, b, n_sq = co.euler_maruyama(slice(None))
-        else:
-            (qa_t, qb_t), (qa_s, qb_s) = co.drift(slice(0, -1)), co.drift(slice(1, None))
-            q_t, q_s = qa_t + qb_t * gain[:-1], qa_s + qb_s * gain[1:]
-            r_t, r_s = qb_t * offset[:-1], qb_s * offset[1:]
-            still = co.frozen[:-1] & co.frozen[1:]
-            h = co.h
-            kz = torch.where(still, 1.0, 1 - 0.5 * h * (q_t + q_s * (1 - h * q_t)))
-            f = torch.where(still, 0.0, -0.5 * h * (r_t + r_s - h * q_s * r_t))
-            out[method] = _finish(kz, f, torch.zeros_like(kz), m0, c0, gain[-1], offset[-1])
-            continue
-        kz, f = a + b * gain[:-1], b * offset[:-1]
-        out[method] = _finish(kz, f, n_sq, m0, c0, gain[-1], offset[-1])
-    return out
+    state = {method: (m0, c0) for method in methods}
+    steps, width = len(ts) - 1, max(1, CHUNK_ENTRIES // g.mean.numel())
+    for k0 in range(0, steps, width):
+        part = slice(k0, min(k0 + width, steps) + 1)  # grid times k0 .. k1, steps k0 .. k1 - 1
+        co = _Step(ts[part], gamma[part], dgamma[part])
+        gains = _gain_diagonal(g.cov, g.mean, gamma[part], known)
+        for method in methods:
+            state[method] = _scan(*_diagonal_step(method, co, *gains), *state[method])
+    gain0, offset0, _ = _gain_diagonal(g.cov, g.mean, gamma[-1], known)
+    return {m: (gain0 * mean + offset0, gain0 * gain0 * var) for m, (mean, var) in state.items()}
 
 
-def _finish(kz, f, n_sq, m0, c0, gain0, offset0):
-    """Run x_k+1 = kz_k x_k + f_k (mean) and kz_k^2 x_k + n_k^2 (variance) as one scan each:
-    x_N = R_0 x_0 + sum_k R_k+1 f_k, R_k = prod_{j >= k} kz_j; then the t = 0 estimate."""
-    kz, f, n_sq = (
-        torch.broadcast_to(x, torch.broadcast_shapes(kz.shape, f.shape, n_sq.shape))
-        for x in (kz, f, n_sq)
-    )
+def _diagonal_step(method: str, co: _Step, gain: Tensor, offset: Tensor, post: Tensor):
+    """(kz, f, n^2) (steps, D) of z_s = kz z + f + n xi, elementwise."""
+    if method == "heun_ode":
+        (qa_t, qb_t), (qa_s, qb_s) = co.drift(slice(0, -1)), co.drift(slice(1, None))
+        q_t, q_s = qa_t + qb_t * gain[:-1], qa_s + qb_s * gain[1:]
+        r_t, r_s = qb_t * offset[:-1], qb_s * offset[1:]
+        still, h = co.frozen[:-1] & co.frozen[1:], co.h
+        kz = torch.where(still, 1.0, 1 - 0.5 * h * (q_t + q_s * (1 - h * q_t)))
+        f = torch.where(still, 0.0, -0.5 * h * (r_t + r_s - h * q_s * r_t))
+        return kz, f, torch.zeros_like(kz)
+    if method == "euler_maruyama":
+        a, b, n_sq = co.euler_maruyama(slice(None))
+    else:
+        (a, b), n_sq = co.anc, co.anc_var
+        if method == "ancestral_corrected":
+            n_sq = n_sq + b * b * post[:-1]
+    return a + b * gain[:-1], b * offset[:-1], n_sq
+
+
+def _scan(kz, f, n_sq, m, c):
+    """Run m <- kz m + f and c <- kz^2 c + n^2 over the steps of a chunk at once:
+    x_end = R_0 x + sum_k R_k+1 add_k with R_k = prod_{j >= k} mult_j (reverse cumprod)."""
+    kz, f, n_sq = torch.broadcast_tensors(kz, f, n_sq)
     ones = torch.ones_like(kz[:1])
 
-    def scan(mult, add, x0):
-        tail = torch.cat([mult.flip(0).cumprod(0).flip(0), ones])  # R_0 .. R_N
-        return tail[0] * x0 + (tail[1:] * add).sum(0)
+    def run(mult, add, x):
+        tail = torch.cat([mult.flip(0).cumprod(0).flip(0), ones])  # R_0 .. R_end
+        return tail[0] * x + (tail[1:] * add).sum(0)
 
-    m, c = scan(kz, f, m0), scan(kz * kz, n_sq, c0)
-    return gain0 * m + offset0, gain0 * gain0 * c
+    return run(kz, f, m), run(kz * kz, n_sq, c)
 
 
 def _dense_gain(g: Gaussian, gamma: Tensor, rows: Tensor, known) -> tuple[Tensor, ...]:
