@@ -61,6 +61,7 @@ def _rows(x):
         ("patches", 64),
         ("shapes", 16),
         ("fields", 16),
+        ("glyphs", 16),
     ],
 )
 def test_train_test_disjoint(name, size):
@@ -68,6 +69,26 @@ def test_train_test_disjoint(name, size):
     assert not _rows(train) & _rows(test)
     if name == "digits":  # the original 0..16 images are distinct too
         assert len(_rows(torch.cat([train, test]))) == len(train) + len(test)
+
+
+def test_labels():
+    for name in ("digits", "glyphs"):
+        assert DATASETS[name].labelled
+        x, y = load_dataset(name, 16, "test", labels=True)
+        assert torch.equal(x, load_dataset(name, 16, "test"))
+        assert y.dtype == torch.int64 and y.shape == (len(x),)
+        assert set(y.tolist()) == set(range(10))
+    with np.load(data.ASSETS_DIR / "digits.npz") as f:
+        expected = f["labels"][~f["is_test"]]
+    _, y = load_dataset("digits", 8, labels=True)
+    assert y.tolist() == expected.tolist()
+    y[:] = 99  # a fresh copy, like x
+    assert load_dataset("digits", 8, labels=True)[1].tolist() == expected.tolist()
+    unlabelled = sorted(k for k, v in DATASETS.items() if not v.labelled)
+    assert unlabelled == ["fields", "patches", "shapes"]
+    for name in unlabelled:
+        with pytest.raises(ValueError, match=r"labels.*digits, glyphs"):
+            load_dataset(name, 16, labels=True)
 
 
 def test_digits_values_are_the_uci_grid():
@@ -105,6 +126,8 @@ def test_fields_options():
         ({"name": "digits", "exponent": 2.0}, "exponent"),
         ({"name": "fields", "mass": 0.0}, "mass"),
         ({"name": "fields", "exponent": -1.0}, "exponent"),
+        ({"name": "shapes", "labels": True}, "labels"),
+        ({"name": "digits", "labels": 1}, "labels"),
     ],
 )
 def test_load_dataset_errors_name_the_argument(kwargs, word):
