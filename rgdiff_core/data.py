@@ -14,8 +14,8 @@ Datasets (``DATASETS``; ``load_dataset(name, size, split, labels=False)``):
 - ``glyphs``: handwriting-like digits (rgdiff_core.glyphs): Pillow's built-in font under random
   affine maps, stroke widths and elastic warps, 8-bit levels q mapped to q / 127.5 - 1. 60 000
   train (seed 0) and 10 000 test (seed 1) images, labels balanced 0..9; generated once per size
-  and split (13-18 s for the 60 000 at 32 px on this project's shared 2-core machine), then
-  cached on disk (0.4 s to load). Labelled 0..9.
+  and split (9-12 s of CPU, 13-25 s wall, for the 60 000 at 32 px on this project's shared 2-core
+  machine), then cached on disk (0.5 s to load). Labelled 0..9.
 - ``patches``: grey patches of five CC0 / public-domain photographs (assets/patches/*.png, long
   side 256 px). Patches are always cut at 64 x 64 px, randomly flipped left-right, then reduced
   to ``size`` with antialiased bilinear interpolation, so every size shows the same content.
@@ -46,6 +46,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -351,6 +352,20 @@ def _as_float(x: Tensor) -> Tensor:
     if x.dtype == torch.uint8:
         return x.float().div_(127.5).sub_(1.0)
     return x.clone()
+
+
+# fmt: off
+@overload
+def load_dataset(
+    name: str, size: int = ..., split: str = ..., n: int | None = ...,
+    generator: torch.Generator | None = ..., labels: Literal[False] = ..., **options: float,
+) -> Tensor: ...
+@overload
+def load_dataset(
+    name: str, size: int = ..., split: str = ..., n: int | None = ...,
+    generator: torch.Generator | None = ..., *, labels: Literal[True], **options: float,
+) -> tuple[Tensor, Tensor]: ...
+# fmt: on
 
 
 def load_dataset(

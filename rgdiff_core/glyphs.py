@@ -13,8 +13,9 @@ output frame (x right, y down) and g the glyph's frame (the central FRAME of its
 e a smooth elastic displacement (a 4 x 4 grid of Gaussian offsets, bicubic upsampled), so the
 image is the atlas sampled bilinearly at g (``grid_sample``) on a WARP x WARP grid, averaged
 over WARP/size blocks (area downsampling to ``size``), blurred by a 3 x 3 Gaussian at the output
-resolution and quantised to 8 bits: q = round(255 * ink) in 0..255, x = q / 127.5 - 1. Sampling
-coordinates are clamped to the digit's own tile, whose border is blank, so tiles never bleed.
+resolution, scaled so that its peak ink is 1 (thin strokes stay white at small sizes) and
+quantised to 8 bits: q = round(255 * ink) in 0..255, x = q / 127.5 - 1. Sampling coordinates
+are clamped to the digit's own tile, whose border is blank, so tiles never bleed.
 
 Determinism. Images come in chunks of CHUNK; chunk c of seed s draws every parameter from its
 own torch generator (seeded by numpy's SeedSequence([s, c])) before any size enters, so an
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from torch import Tensor
 
-VERSION = 1  # part of every cache key: bump when the pixels change
+VERSION = 2  # part of every cache key: bump when the pixels change
 TILE = 192  # px per atlas tile
 FRAME = 0.75  # the output frame covers the central 75 % of a tile (room for the warps)
 FONT_SIZE = 140  # digit ink about 100 px high: 0.7 of the frame, as in MNIST
@@ -47,15 +48,15 @@ WARP = 128  # px of the warped image before area downsampling
 CHUNK = 200  # images per generator and per batch (buffers stay under glibc's mmap threshold)
 # Stroke variants: negative = erode by that many px per side, positive = Pillow stroke_width.
 STROKES = (-1, 0, 1, 2, 3)
-LEVELS = 256
+LEVELS = 256  # 8-bit output
 
-# Ranges of the random transforms (uniform unless noted), in units of the output frame.
+# Ranges of the random transforms, uniform, in units of the output frame [-1, 1]^2.
 ROTATION_DEG = 12.0  # theta in +-12 degrees
-SHEAR = (-0.15, 0.4)  # k: x += k y, mostly a right-leaning slant
+SHEAR = (-0.4, 0.15)  # k: x += k y with y down, so k < 0 leans right, as most handwriting
 SCALE = (0.78, 1.0)  # s
 ASPECT = (0.75, 1.2)  # a: width / height
 SHIFT = 0.06  # t in +-0.06 per axis
-ELASTIC = (0.04, 0.10)  # std of the elastic offsets, in glyph-frame units
+ELASTIC = (0.04, 0.10)  # per image, the std of its Gaussian elastic offsets
 
 
 def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
