@@ -13,7 +13,8 @@ from rgdiff_core.specs import DataSpec
 from ui import cache, state
 
 DATASET_HELP = {
-    "digits": "8×8 handwritten digits (UCI, CC BY 4.0), upsampled",
+    "digits": "8×8 handwritten digits (UCI, CC BY 4.0), scaled up",
+    "glyphs": "handwriting-like digits drawn from Pillow's built-in font (60 000, generated)",
     "patches": "grey patches of five public-domain photographs",
     "fields": "Gaussian random fields with a power-law spectrum (exact Gaussian data)",
     "shapes": "circles, rectangles and triangles with sharp edges",
