@@ -29,24 +29,27 @@ there (dgamma/dt = 0): u - x0_hat ~ e^{gamma/2} cannot be resolved against float
 of u much below that, and every library denoiser clamps gamma at -30 anyway. For the exact
 denoiser the floored bound differs from the unfloored one by 1/2 sum_i log(1 + e^-30 / v_i).
 
-Estimator of L_diffusion (all sums in float64, z in float64; networks run in their own dtype
-and their v-prediction is combined in float64):
-- t by stratified importance sampling: n_t strata of the proposal's CDF, one independent
-  uniform offset per stratum shared by all images, so a stratum is one batched noise level.
-  Proposal p(t) = RHO + (1 - RHO) g(t) / int g, with g the expected rate at which the
-  exact Gaussian denoiser of variances v_i (the batch's) gains information,
-  g = sum_i gamma_i' sigmoid(log v_i - gamma_i) (1 - sigmoid(...)), which is peaked where a
-  component's window is (small softness). Its mass on each of GRID cells is exact (a difference
-  of sigmoids), and p is piecewise constant on the cells, so f / p is unbiased for any data.
-- antithetic noise: each (image, t) uses eps and -eps.
-- control variate: e^{-gamma} (u - x0_hat)^2 -> eps^2 as gamma -> -inf, so c_i (eps_i^2 - 1)
-  (mean 0) is subtracted with c_i = sigmoid(log v_i - gamma_i)^2, the coefficient that is
-  optimal for a Gaussian component of variance v_i; this removes the chi-square noise of the
-  nearly-clean end, the largest part of the variance.
+Estimator of L_diffusion (z, x0_hat and every sum in float64; a network runs in its own dtype
+and its v-prediction is combined with z in float64):
+- t by stratified importance sampling, independently for each image: n_t strata of the image's
+  proposal CDF, t_k = F^-1((k + U_k) / n_t). The proposal is (1 - RHO) of the integrand
+  expected for this image under a diagonal Gaussian of variances v_i with its exact denoiser,
+  gamma_i' a (u_i^2 + a v_i^2) / (1 + a v_i)^2 with a = e^-gamma_i (it follows each
+  component's window, however narrow the softness makes it), plus RHO spread equally over the
+  moving components (so none is starved). Its mass on each of GRID cells is a difference of
+  a closed-form antiderivative, and p is piecewise constant on the cells, so f / p is unbiased
+  whatever the data and denoiser.
+- antithetic noise: each (image, t) uses eps and -eps, which cancels the error's linear part.
+- control variate: e^-gamma (u - x0_hat)^2 -> eps^2 as gamma -> -inf, so c_i (eps_i^2 - 1)
+  (mean 0) is subtracted with c_i = (a v_i / (1 + a v_i))^2, the coefficient that removes the
+  noise exactly for a Gaussian component of variance v_i; this is the chi-square noise of the
+  nearly clean end, otherwise the largest part of the variance.
+v_i: the soft-conditioning schedule's data variances (N_STATS training items), else the batch's.
 stderr is the Monte-Carlo standard error of bpd for these images (what decides whether two
-bounds on the same images differ): strata are independent, so it comes from grouping
-adjacent strata in pairs ("collapsed strata", biased upwards, i.e. conservative; nan for
-n_t = 1). stderr_data adds the spread over images, for bpd as an estimate of the population's.
+bounds on the same images differ), from second differences across each image's strata (a
+trend across strata is not counted as noise; curvature left over makes it conservative; nan
+for n_t = 1). stderr_data is the spread of the per-image estimates over sqrt(N): the error of
+bpd as an estimate of the population's value (data and Monte Carlo; nan for one image).
 """
 
 from __future__ import annotations
@@ -276,15 +279,13 @@ def _diffusion(process, denoiser, u, v, n_t, batch, generator) -> Tensor:
 
 def _stratified_var(draws: Tensor) -> Tensor:
     """Estimate of sum_k Var(Y_k) per column of draws (n_t, N), one draw Y_k per independent
-    stratum: strata grouped in adjacent pairs (the last three together for odd n_t),
-    g / (g - 1) sum (Y - group mean)^2 per group. Biased upwards by the spread of the strata's
-    means (conservative); nan for a single stratum."""
+    stratum: sum_k (Y_k-1 - 2 Y_k + Y_k+1)^2 / 6, reflected at the ends (Y_-1 = Y_1). Each term
+    has mean Var Y for strata of equal variance, and a linear trend across strata drops out
+    (the strata's means differ; plain pairs would count that as noise); reflection keeps the
+    end strata, where the proposal fits worst, fully counted. nan for a single stratum."""
     k = draws.shape[0]
     if k < 2:
         return torch.full(draws.shape[1:], math.nan, dtype=draws.dtype)
-    starts = list(range(0, k - 1, 2))
-    total = torch.zeros(draws.shape[1:], dtype=draws.dtype)
-    for a, b in zip(starts, starts[1:] + [k], strict=True):
-        group = draws[a:b]
-        total += group.shape[0] / (group.shape[0] - 1) * ((group - group.mean(0)) ** 2).sum(0)
-    return total
+    padded = torch.cat([draws[1:2], draws, draws[-2:-1]])
+    second = padded[:-2] - 2 * padded[1:-1] + padded[2:]
+    return (second**2).sum(0) / 6
