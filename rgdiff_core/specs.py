@@ -131,9 +131,11 @@ class PriorSpec(_Spec):
 class ScheduleSpec(_Spec):
     """family linear / cosine (gamma_min, gamma_max), vp (gamma_min, beta_min, beta_max) or
     soft (order, softness, gamma_denoise, gamma_noise, clip). gamma_noise None is "auto": the
-    smallest target whose prior term L_T is at most terminal.L_T_TARGET for the data
-    (docs/maths.md §2b). `labels` names the custom order's labels (the app's digest of them);
-    the labels themselves go to build_schedule."""
+    smallest target whose prior term L_T is at most terminal.AUTO_TARGET (half the bound
+    terminal.L_T_TARGET) for the data (docs/maths.md §2b). A trained network's process
+    (process_from_checkpoint) reads None as the target it was trained with. `labels` names the
+    custom order's labels (the app's digest of them); the labels themselves go to
+    build_schedule."""
 
     family: str = "soft"
     gamma_min: float = -10.0

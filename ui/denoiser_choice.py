@@ -112,9 +112,10 @@ def apply_network_settings(kind: str) -> None:
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the denoiser…")
-def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, _process):
-    # Samplers always pass the noise state, so one denoiser serves every schedule of a
-    # (data, basis, prior): the cache key leaves the schedule out on purpose. `stamp` is a
+def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, schedule, _process):
+    # Samplers always pass the noise state, so one exact denoiser serves every schedule of a
+    # (data, basis, prior): the key leaves the schedule out (None) for those. A network shows
+    # known components at its process's gamma(0), so its key has the schedule. `stamp` is a
     # checkpoint file's (mtime, size), so a replaced file is loaded again.
     if kind.startswith("network:"):
         spec = DenoiserSpec("network", checkpoint=str(MODELS_DIR / kind.removeprefix("network:")))
@@ -125,7 +126,10 @@ def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, _process):
 def denoiser(spec: ProcessSpec, kind: str):
     """The denoiser on the spec's device; ValueError for an impossible choice."""
     process = process_for(spec, kind)
-    return _denoiser(spec.data, spec.basis, spec.prior, kind, checkpoint_stamp(kind), process)
+    network = kind.startswith("network:")
+    schedule = spec.schedule if network else None
+    stamp = checkpoint_stamp(kind)
+    return _denoiser(spec.data, spec.basis, spec.prior, kind, stamp, schedule, process)
 
 
 def checkpoint_stamp(kind: str) -> tuple[int, int] | None:

@@ -23,12 +23,14 @@ def value(spec: ProcessSpec, process=None, key: str = "") -> float:
     return _prior_term(spec, key, process)
 
 
-def gamma_noise_text(spec: ProcessSpec, process) -> str:
+def gamma_noise_text(spec: ProcessSpec, process, network: bool = False) -> str:
     """The noised-end target in use, e.g. 'γ̃_n = 8.58 (auto)'; '' for scalar schedules."""
     g = getattr(process.schedule, "gamma_noise", None)
     if spec.schedule.scalar or g is None:
         return ""
-    return f"γ̃_n = {g:.2f}" + (" (auto)" if spec.schedule.gamma_noise is None else "")
+    if spec.schedule.gamma_noise is None:
+        return f"γ̃_n = {g:.2f}" + (" (the network's trained value)" if network else " (auto)")
+    return f"γ̃_n = {g:.2f}"
 
 
 def note(spec: ProcessSpec, process=None, key: str = "", label: str = "") -> float:
@@ -36,7 +38,8 @@ def note(spec: ProcessSpec, process=None, key: str = "", label: str = "") -> flo
     when it does not. Returns L_T."""
     process = cache.process(spec) if process is None else process
     lt = value(spec, process, key)
-    gn = gamma_noise_text(spec, process)
+    network = key.startswith("network:")
+    gn = gamma_noise_text(spec, process, network)
     head = f"{label}Prior term L_T = {lt:.3g} nat/image" + (f" at {gn}" if gn else "")
     if lt <= L_T_TARGET:
         st.caption(
@@ -45,11 +48,15 @@ def note(spec: ProcessSpec, process=None, key: str = "", label: str = "") -> flo
             "where the sampler begins."
         )
         return lt
-    fix = (
-        "tick **γ̃_n auto** or raise γ̃_n"
-        if not spec.schedule.scalar
-        else "raise the noised end of the schedule (γ at t = 1, or β_max)"
-    )
+    if network:
+        fix = (
+            "use a network trained with a larger γ̃_n (`--gamma-noise`); sampling it past the "
+            "target it was trained for leaves its training range"
+        )
+    elif spec.schedule.scalar:
+        fix = "raise the noised end of the schedule (γ at t = 1, or β_max)"
+    else:
+        fix = "tick **γ̃_n auto** or raise γ̃_n"
     st.warning(
         f"{head}: the process does not reach its prior at t = 1 (the bound is "
         f"{L_T_TARGET:g} nat), so sampling starts from the wrong distribution and the samples "
