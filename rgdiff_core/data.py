@@ -55,6 +55,7 @@ from PIL import Image
 from torch import Tensor
 
 from . import glyphs
+from .glyphs import _check_int  # one integer check for both modules
 from .images import load_images as load_images  # decoded there; public here as well
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -69,14 +70,6 @@ GLYPHS_N = {"train": 60_000, "test": 10_000}
 
 
 # ---------------------------------------------------------------- validation helpers
-
-
-def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < lo or (hi is not None and value > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer in {rng}, got {value!r}")
-    return int(value)
 
 
 def _check_field_args(size: int, exponent: float, mass: float, max_size: int = 128) -> None:
