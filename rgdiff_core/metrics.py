@@ -1,4 +1,5 @@
-"""Cheap sample-quality metrics: power spectra, sliced Wasserstein, memorisation distance.
+"""Sample-quality metrics: power spectra, sliced Wasserstein, memorisation distance, and FD,
+precision/recall, confidence and nearest-neighbour ratio in a glyph classifier's features.
 
 Conventions: image batches are (B, C, H, W) with square images; sets of samples are compared
 after flattening to (N, D), D = C*H*W. Metrics are computed in float64 on the inputs' device.
@@ -46,8 +47,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .classifier import classifier_features as classifier_features  # public here as well
-from .classifier import classifier_outputs
+from .classifier import classifier_features, classifier_outputs  # the first public here too
 
 LOG_FLOOR = 1e-30
 N_BOOT = 100  # bootstrap replicates for the standard errors
@@ -393,9 +393,7 @@ def _check_images(**sets: Tensor) -> None:
 
 
 def _subset(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
-    if len(x) <= n:
-        return x
-    return x[torch.randperm(len(x), generator=generator)[:n].to(x.device)]
+    return x if len(x) <= n else x[torch.randperm(len(x), generator=generator)[:n].to(x.device)]
 
 
 def sample_quality(

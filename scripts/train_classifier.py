@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from rgdiff_core.classifier import CHANNELS, FEATURES, INPUT_SIZE, GlyphClassifier
 from rgdiff_core.data import load_dataset
+from rgdiff_core.glyphs import VERSION as GLYPHS_VERSION
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -131,6 +132,7 @@ def main(argv=None) -> None:
             "parameters": n_params,
         },
         "data": "glyphs train split (60 000, seed 0) at 32 x 32; held out: glyphs test (10 000)",
+        "glyphs_version": GLYPHS_VERSION,  # retrain when rgdiff_core.glyphs.VERSION changes
         "command": command.strip(),
         "steps": args.steps,
         "batch": args.batch,

@@ -25,6 +25,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rgdiff_core import glyphs
 from rgdiff_core.classifier import (
     CLASSIFIER_PATH,
     classifier_features,
@@ -127,6 +128,8 @@ def test_shipped_classifier_file_and_sidecar():
     assert info["architecture"]["parameters"] == n_params and info["bytes"] <= 2_000_000
     assert info["architecture"]["features"] == 128 and info["seed"] == 0
     assert info["test_accuracy"] >= 0.98 and info["command"].startswith("python scripts/")
+    # trained on the glyphs of this version: new pixels need a retrained classifier
+    assert info["glyphs_version"] == glyphs.VERSION
     log = CLASSIFIER_PATH.with_suffix(".log").read_text()
     assert f"accuracy {info['test_accuracy']:.4f}" in log
 
