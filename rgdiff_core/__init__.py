@@ -10,17 +10,20 @@ Conventions (docs/maths.md): t = 0 data, t = 1 noise; lower label = generated fi
 return x0_hat in whitened components; every basis is real orthonormal.
 """
 
+from .accuracy import accuracy, steps_for_accuracy
 from .bases import BASES, Basis, make_basis
 from .data import DATASETS, gaussian_field, gaussian_field_covariance, load_dataset
 from .denoisers import EmpiricalDenoiser, GaussianDenoiser, load_model
 from .denoisers.registry import DENOISERS, DenoiserSpec, build_denoiser
-from .metrics import nearest_neighbour_distance, rapsd, sliced_wasserstein
+from .likelihood import ELBO, elbo
+from .metrics import nearest_neighbour_distance, rapsd, sample_quality, sliced_wasserstein
 from .priors import PRIORS, Prior, make_prior
 from .process import Process
 from .samplers import (
     SAMPLERS,
     SamplingCancelled,
     SamplingDiverged,
+    StepInfo,
     nfe_count,
     sample,
     sample_latents,
@@ -51,6 +54,7 @@ from .specs import (
     build_schedule,
     component_statistics,
 )
+from .terminal import prior_term
 
 __all__ = [
     "BASES",
@@ -101,5 +105,12 @@ __all__ = [
     "DENOISERS",
     "build_denoiser",
     "load_model",
+    "StepInfo",
+    "prior_term",
+    "elbo",
+    "ELBO",
+    "accuracy",
+    "steps_for_accuracy",
+    "sample_quality",
 ]
 __version__ = "0.1.0"
