@@ -8,6 +8,7 @@ import io
 import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -226,9 +227,9 @@ def test_compare_runs_both_and_sweeps_softness():
     assert list(table.index) == ["A", "B", "held-out data (reference)"]
     assert table.loc["A", "NFE"] == 11 and table.loc["B", "device"] == "cpu"
     assert table.loc["A", "NN distance to train"] < 1e-3  # empirical: training copies
-    # the held-out bound and its three terms; the empirical denoiser's is huge (it only knows
-    # training items), the fitted Gaussian's a few bits/dim with a small standard error
-    assert table.loc["A", "bits/dim (held-out)"] > 50
+    # the held-out bound and its three terms: not shown for the empirical denoiser (it only
+    # knows training items), the fitted Gaussian's with a small standard error
+    assert pd.isna(table.loc["A", "bits/dim (held-out)"])  # shown as "—"
     gauss = open_page("compare", {"steps": 10, "b_steps": 10, "batch": 4, "den": "gaussian_fit"})
     click(gauss, "run_compare")
     g_table = gauss.dataframe[0].value
@@ -237,12 +238,12 @@ def test_compare_runs_both_and_sweeps_softness():
         total = row["L_T (nat)"] + row["diffusion (nat)"] + row["reconstruction (nat)"]
         assert 0 < row["± s.e."] < 0.05 and math.isfinite(total)
         assert row["L_T (nat)"] <= 0.1  # γ̃_n auto
-        assert row["bits/dim (held-out)"] < table.loc[side, "bits/dim (held-out)"]
+        assert math.isfinite(row["bits/dim (held-out)"])
     click(at, "run_sweep")
     sweep = at.dataframe[-1].value
     assert list(sweep.index) == ["inf", "0.1"]
     assert (sweep["RAPSD log-error"] >= 0).all()
-    assert sweep["bits/dim (held-out)"].notna().all()
+    assert sweep["bits/dim (held-out)"].isna().all()  # empirical: no bound, shown as "—"
     names = [d["name"] for d in json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]]
     assert "bits/dim (held-out)" in names
 
