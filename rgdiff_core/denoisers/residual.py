@@ -1,0 +1,247 @@
+"""A network that starts from the Gaussian: x0_hat = x0_hat of the exact Gaussian + a learned
+residual that starts at zero (docs/maths.md §4), so an untrained network *is* the Gaussian
+denoiser and training can only add structure beyond second order.
+
+Gaussian part (whitened components). u ~ N(mu, Sigma) with Sigma replaced by its top-`rank`
+eigenpairs plus the diagonal remainder,
+
+    Sigma ~ L L^T + diag(d),   L = V diag(lam)^(1/2) (D, r),   d = diag(Sigma) - diag(L L^T) >= 0,
+
+so diag(Sigma) is kept exactly (the remainder of a PSD matrix has a non-negative diagonal; the
+clamp only removes rounding). With A = diag(alpha), M = A Sigma A + diag(sigma^2)
+= B B^T + diag(delta), B = A L, delta = alpha^2 d + sigma^2, Woodbury gives
+
+    K = I_r + B^T diag(1/delta) B,      y = K^-1 B^T (r / delta),      r = z - A mu,
+    E[u | z] = mu + Sigma A M^-1 r = mu + L y + (d alpha / delta) (r - B y),
+
+using L B^T M^-1 = L K^-1 B^T diag(1/delta) (no cancellation between large terms). y solves the
+ridge problem min |C y - r / sqrt(delta)|^2 + |y|^2, C = diag(alpha / sqrt(delta)) L, by a QR of
+[C; I] ((D + r) x r, float64): its error grows with cond(C), not cond(K) = cond(C)^2, which matters
+because known components (gamma = -inf, alpha = 1, sigma = 0) enter with sigma^2 floored at 1e-16
+of the mean variance (that conditions the rest on them to ~1e-10; a Cholesky of K needed a floor
+of 1e-10 and was good to only ~2e-6) and are then overwritten with z, bit for bit. One QR per
+distinct noise state (one per step in a sampler, one per example in training): O(D r^2 + B D r)
+against the dense route's O(D^3 / 3). rank >= D, or a diagonal Sigma (r = 0), is exact; at rank
+~ D the dense GaussianDenoiser is the faster way to the same answer.
+
+Residual (v-prediction form, as network.py): the U-Net's image is read back as
+v_res = basis.encode(out) and
+
+    x0_hat = x0_hat_gauss - sigma * v_res,      v_hat = v_gauss + v_res,
+
+with v_gauss = (alpha z - x0_hat_gauss) / sigma. Why v and not a direct x0 residual: the v-MSE of
+the trainer (`v_loss`, the x0-MSE weighted by 1 + SNR) applies unchanged through `predict_v`; the
+correction vanishes with sigma, so known and fully denoised components stay z with no mask; and
+at alpha -> 0 the residual is the x0 correction itself. The UNet's output conv starts at zero
+(models.py), so a fresh network's residual is exactly 0.
+
+Network input: the image basis.decode(z) and, when the U-Net reads 2C channels (the default),
+the gamma features (clamped gamma / 10, known components at the schedule's gamma(0) as in
+network.py) decoded through the basis as C more channels; the U-Net's 3x3 input conv mixes them
+(a separate 1x1 conv would add nothing). The features also drive FiLM through the MLP as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor, nn
+
+from ..schedules import NoiseState
+from .models import UNetConfig
+from .network import GammaConditionedNet, NetworkDenoiser
+
+__all__ = ["GaussianResidualDenoiser", "low_rank_gaussian"]
+
+SIGMA_SQ_FLOOR = 1e-16  # times the mean variance: sigma^2 of known components in the solve
+
+
+def low_rank_gaussian(process, gaussian, rank: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(mu (D,), L (D, r), d (D,)) float64 on the CPU with Sigma ~ L L^T + diag(d): the top
+    min(rank, D) eigenpairs and the diagonal remainder (r = 0 when Sigma is diagonal).
+    gaussian: anything `accuracy.gaussian_of(process, ...)` takes."""
+    from ..accuracy import gaussian_of  # accuracy imports the denoisers package
+
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
+    try:
+        g = gaussian_of(process, gaussian)
+    except ValueError as err:
+        raise ValueError(f"gaussian: {err}") from err
+    if g.diagonal:
+        return g.mean, torch.zeros(g.mean.numel(), 0, dtype=torch.float64), g.cov.clamp_min(0)
+    r = min(rank, g.mean.numel())
+    lam, vec = torch.linalg.eigh(g.cov)  # ascending
+    factor = vec[:, -r:] * lam[-r:].clamp_min(0).sqrt()
+    d = (g.cov.diagonal() - (factor * factor).sum(1)).clamp_min(0)
+    return g.mean, factor.contiguous(), d
+
+
+class GaussianResidualDenoiser(nn.Module):
+    """Denoiser (z (B, D), t, state=None) -> x0_hat (B, D): exact low-rank Gaussian + residual.
+
+    process: gives the basis and the NoiseState when none is passed. gaussian: images
+    (N, C, H, W), a GaussianDenoiser of this process, (mean, cov) whitened, or a Gaussian.
+    config: the U-Net's (default UNetConfig(in_channels=2C, out_channels=C): the gamma image
+    on); in_channels C turns the gamma image off. model: an existing GammaConditionedNet to wrap
+    (e.g. EMA weights), used as it is. rank: eigenpairs kept (>= 1; capped at D).
+    """
+
+    def __init__(
+        self,
+        process,
+        gaussian,
+        config: UNetConfig | None = None,
+        model: GammaConditionedNet | None = None,
+        rank: int = 64,
+    ):
+        super().__init__()
+        mu, factor, d = low_rank_gaussian(process, gaussian, rank)
+        channels, dim = process.shape[0], process.dim
+        if config is not None and not isinstance(config, UNetConfig):
+            raise ValueError(f"config must be a UNetConfig, got {type(config).__name__}")
+        if model is None:
+            config = config or UNetConfig(in_channels=2 * channels, out_channels=channels)
+            model = GammaConditionedNet(config, dim)
+        elif not isinstance(model, GammaConditionedNet):
+            raise ValueError(f"model must be a GammaConditionedNet, got {type(model).__name__}")
+        cfg = model.config
+        if model.dim != dim or cfg.in_channels not in (channels, 2 * channels):
+            raise ValueError(
+                f"model: built for D = {model.dim} reading {cfg.in_channels} channels; the "
+                f"process has D = {dim} and needs {channels} or {2 * channels} (with gamma)"
+            )
+        if cfg.out_channels != channels:
+            raise ValueError(f"model: writes {cfg.out_channels} channels, not {channels}")
+        self.process, self.rank = process, factor.shape[1]
+        self.gamma_image = cfg.in_channels == 2 * channels
+        self.model = model.to(process.device)
+        dev = process.device
+        self.register_buffer("mu", mu.to(dev))
+        self.register_buffer("factor", factor.to(dev))
+        self.register_buffer("remainder", d.to(dev))
+        self.register_buffer("_eye", torch.eye(self.rank, dtype=torch.float64, device=dev))
+        scale = float((d + (factor * factor).sum(1)).mean())
+        self.sigma_sq_floor = SIGMA_SQ_FLOOR * max(scale, 1e-300)
+        clean = process.noise_state(0.0, like=torch.zeros(1, dtype=torch.float64)).gamma
+        self.register_buffer("clean_gamma", clean.reshape(-1).float(), persistent=False)
+        self.nfe = 0
+
+    @property
+    def config(self) -> UNetConfig:
+        return self.model.config
+
+    # ------------------------------------------------------------ the Gaussian part
+
+    def _rows(self, gamma: Tensor, batch: int) -> Tensor:
+        """gamma as (G, D) float64 with G = 1 or batch."""
+        dim = self.mu.shape[0]
+        gamma = gamma.to(device=self.mu.device, dtype=torch.float64)
+        rows = gamma.reshape(1, -1) if gamma.ndim < 2 else gamma
+        if rows.ndim != 2 or rows.shape[0] not in (1, batch) or rows.shape[1] not in (1, dim):
+            raise ValueError(
+                f"gamma of shape {tuple(gamma.shape)} does not broadcast to ({batch}, {dim})"
+            )
+        return rows.expand(rows.shape[0], dim)
+
+    def gaussian_x0(self, z: Tensor, gamma: Tensor) -> Tensor:
+        """The Gaussian part: E[u | z] (B, D) in z's dtype for the low-rank Sigma."""
+        self._check_z(z)
+        rows = self._rows(gamma, z.shape[0])
+        known = torch.isneginf(rows)
+        alpha_sq = torch.sigmoid(-rows)
+        alpha = alpha_sq.sqrt()
+        sigma_sq = torch.sigmoid(rows).clamp_min(self.sigma_sq_floor)
+        delta = alpha_sq * self.remainder + sigma_sq  # (G, D), > 0
+        resid = z.to(self.mu) - alpha * self.mu  # r = z - A mu, (B, D)
+        keep = self.remainder * alpha / delta  # gain of the diagonal remainder
+        if self.rank == 0:
+            x0 = self.mu + keep * resid
+        else:
+            lf = self.factor
+            # y = argmin |C y - r / sqrt(delta)|^2 + |y|^2 with C = diag(alpha / sqrt(delta)) L,
+            # i.e. K y = B^T (r / delta); QR of [C; I] (cond(C), not cond(K) = cond(C)^2:
+            # known rows carry 1 / sqrt(floor))
+            root = delta.sqrt()
+            stacked = torch.cat(
+                [(alpha / root).unsqueeze(-1) * lf, self._eye.expand(rows.shape[0], -1, -1)], 1
+            )
+            q, upper = torch.linalg.qr(stacked)  # (G, D + r, r), (G, r, r)
+            w = resid / root  # (B, D)
+            if q.shape[0] == 1:
+                proj = w @ q[0, : lf.shape[0]]  # (B, r)
+                y = torch.linalg.solve_triangular(upper[0], proj.T, upper=True).T
+            else:
+                proj = torch.einsum("bd,bdr->br", w, q[:, : lf.shape[0]]).unsqueeze(-1)
+                y = torch.linalg.solve_triangular(upper, proj, upper=True).squeeze(-1)
+            ly = y @ lf.T  # L y, (B, D)
+            x0 = self.mu + ly + keep * (resid - alpha * ly)
+        x0 = x0.to(device=z.device, dtype=z.dtype)
+        return torch.where(known.to(z.device), z, x0)  # bit for bit, and no 0/0 anywhere
+
+    # ------------------------------------------------------------ the residual
+
+    def _check_z(self, z: Tensor) -> None:
+        if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != self.process.dim:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"z must have shape (B, {self.process.dim}), got {shape}")
+
+    def residual_v(
+        self,
+        z: Tensor,
+        gamma: Tensor,
+        model: nn.Module | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """v_res (B, D) in z's dtype: the network's correction (0 for a fresh network). gamma
+        is what the network is shown (known components already replaced by clean_gamma)."""
+        self._check_z(z)
+        model = self.model if model is None else model
+        param = next(self.model.parameters())
+        basis = self.process.basis
+        zin = z.to(device=param.device, dtype=param.dtype)
+        features = NetworkDenoiser.gamma_features(gamma.to(zin), z.shape[0], z.shape[1])
+        image = basis.decode(zin)
+        if self.gamma_image:
+            image = torch.cat([image, basis.decode(features)], dim=1)
+        ctx = (
+            torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
+            if autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with ctx:
+            out = model(image, features)
+        return basis.encode(out.to(param.dtype)).to(device=z.device, dtype=z.dtype)
+
+    def _seen(self, gamma: Tensor, like: Tensor) -> Tensor:
+        gamma = gamma.to(like)
+        return torch.where(torch.isneginf(gamma), self.clean_gamma.to(like), gamma)
+
+    def predict_v(
+        self,
+        z: Tensor,
+        gamma: Tensor,
+        model: nn.Module | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """v_hat = v_gauss + v_res (B, D), the quantity `training.v_loss` compares with the
+        velocity alpha eps - sigma u; same signature as NetworkDenoiser.predict_v. For noisy
+        components only (sigma > 0; 0 where gamma = -inf)."""
+        x0_gauss = self.gaussian_x0(z, gamma)
+        g = gamma.to(z)
+        sigma = torch.sigmoid(g).sqrt()
+        v_gauss = (torch.sigmoid(-g).sqrt() * z - x0_gauss) / sigma.clamp_min(1e-30)
+        v_res = self.residual_v(z, self._seen(gamma, z), model, autocast_dtype)
+        return torch.where(sigma > 0, v_gauss + v_res, torch.zeros_like(v_res))
+
+    def forward(self, z: Tensor, t: Tensor | float, state: NoiseState | None = None) -> Tensor:
+        self._check_z(z)
+        if state is None:
+            state = self.process.noise_state(t, like=z)
+        self.nfe += 1
+        gamma = state.gamma.to(z)
+        x0_gauss = self.gaussian_x0(z, gamma)
+        v_res = self.residual_v(z, self._seen(gamma, z))
+        # sigma = 0 on known components, so they stay z (gaussian_x0 already put z there)
+        return x0_gauss - torch.sigmoid(gamma).sqrt() * v_res
