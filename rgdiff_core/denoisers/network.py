@@ -34,10 +34,62 @@ from torch import Tensor, nn
 from ..schedules import NoiseState
 from .models import UNet, UNetConfig
 
-__all__ = ["GammaConditionedNet", "NetworkDenoiser", "GAMMA_CLAMP", "GAMMA_SCALE"]
+__all__ = [
+    "GammaConditionedNet",
+    "NetworkDenoiser",
+    "network_v",
+    "clean_gamma",
+    "shown_gamma",
+    "GAMMA_CLAMP",
+    "GAMMA_SCALE",
+]
 
 GAMMA_CLAMP = 30.0  # gamma beyond +-30 carries no information in float32 (e^-30 ~ 1e-13)
 GAMMA_SCALE = 10.0  # features gamma / 10 lie in [-3, 3]
+
+
+def clean_gamma(process) -> Tensor:
+    """gamma (D,) float32 at t = 0: how known components (gamma = -inf) are shown to a network,
+    the value it saw for clean components in training, not the clamp -30 it never saw."""
+    return (
+        process.noise_state(0.0, like=torch.zeros(1, dtype=torch.float64)).gamma.reshape(-1).float()
+    )
+
+
+def shown_gamma(gamma: Tensor, clean: Tensor) -> Tensor:
+    """gamma with its known (-inf) entries replaced by `clean` (clean_gamma)."""
+    return torch.where(torch.isneginf(gamma), clean.to(gamma), gamma)
+
+
+def network_v(
+    basis,
+    net: nn.Module,
+    z: Tensor,
+    gamma: Tensor,
+    model: nn.Module | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    gamma_image: bool = False,
+) -> Tensor:
+    """One pass of a gamma-conditioned network in whitened components: z (B, D) is decoded to
+    an image (plus the decoded gamma features as extra channels when `gamma_image`), the
+    network's image is encoded back: (B, D) in z's dtype. `model` replaces `net` for the call
+    (training passes its DDP wrapper); `autocast_dtype` runs the network, not the basis, under
+    autocast."""
+    model = net if model is None else model
+    param = next(net.parameters())
+    zin = z.to(device=param.device, dtype=param.dtype)
+    features = NetworkDenoiser.gamma_features(gamma.to(zin), z.shape[0], z.shape[1])
+    image = basis.decode(zin)
+    if gamma_image:
+        image = torch.cat([image, basis.decode(features)], dim=1)
+    ctx = (
+        torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with ctx:
+        out = model(image, features)
+    return basis.encode(out.to(param.dtype)).to(device=z.device, dtype=z.dtype)
 
 
 class GammaConditionedNet(nn.Module):
@@ -90,8 +142,7 @@ class NetworkDenoiser(nn.Module):
         # Known components (gamma = -inf, hard conditioning) are shown to the network as clean
         # ones: at the schedule's gamma(0), the value it saw for clean components in training,
         # not at the clamp -30 (feature -3), which it never saw.
-        clean = process.noise_state(0.0, like=torch.zeros(1, dtype=torch.float64)).gamma
-        self.register_buffer("clean_gamma", clean.reshape(-1).float(), persistent=False)
+        self.register_buffer("clean_gamma", clean_gamma(process), persistent=False)
 
     @property
     def config(self) -> UNetConfig:
@@ -119,28 +170,14 @@ class NetworkDenoiser(nn.Module):
         wrapper); `autocast_dtype` runs the network (not the basis) under CUDA autocast."""
         if z.ndim != 2 or z.shape[1] != self.process.dim:
             raise ValueError(f"z must have shape (B, {self.process.dim}), got {tuple(z.shape)}")
-        model = self.model if model is None else model
-        param = next(self.model.parameters())
-        basis = self.process.basis
-        zin = z.to(device=param.device, dtype=param.dtype)
-        features = self.gamma_features(gamma.to(zin), z.shape[0], z.shape[1])
-        image = basis.decode(zin)
-        ctx = (
-            torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
-            if autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            out = model(image, features)
-        return basis.encode(out.to(param.dtype)).to(device=z.device, dtype=z.dtype)
+        return network_v(self.process.basis, self.model, z, gamma, model, autocast_dtype)
 
     def forward(self, z: Tensor, t: Tensor | float, state: NoiseState | None = None) -> Tensor:
         if state is None:
             state = self.process.noise_state(t, like=z)
         self.nfe += 1
         gamma = state.gamma.to(z)
-        seen = torch.where(torch.isneginf(gamma), self.clean_gamma.to(z), gamma)
-        v_hat = self.predict_v(z, seen)
+        v_hat = self.predict_v(z, shown_gamma(gamma, self.clean_gamma))
         # alpha = 1, sigma = 0 on known components: x0_hat = z exactly
         return torch.sigmoid(-gamma).sqrt() * z - torch.sigmoid(gamma).sqrt() * v_hat
 

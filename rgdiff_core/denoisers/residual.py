@@ -43,14 +43,12 @@ network.py) decoded through the basis as C more channels; the U-Net's 3x3 input 
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import Tensor, nn
 
 from ..schedules import NoiseState
 from .models import UNetConfig
-from .network import GammaConditionedNet, NetworkDenoiser
+from .network import GammaConditionedNet, clean_gamma, network_v, shown_gamma
 
 __all__ = ["GaussianResidualDenoiser", "low_rank_gaussian"]
 
@@ -124,8 +122,7 @@ class GaussianResidualDenoiser(nn.Module):
         self.register_buffer("_eye", torch.eye(self.rank, dtype=torch.float64, device=dev))
         scale = float((d + (factor * factor).sum(1)).mean())
         self.sigma_sq_floor = SIGMA_SQ_FLOOR * max(scale, 1e-300)
-        clean = process.noise_state(0.0, like=torch.zeros(1, dtype=torch.float64)).gamma
-        self.register_buffer("clean_gamma", clean.reshape(-1).float(), persistent=False)
+        self.register_buffer("clean_gamma", clean_gamma(process), persistent=False)
         self.nfe = 0
 
     @property
@@ -197,26 +194,8 @@ class GaussianResidualDenoiser(nn.Module):
         """v_res (B, D) in z's dtype: the network's correction (0 for a fresh network). gamma
         is what the network is shown (known components already replaced by clean_gamma)."""
         self._check_z(z)
-        model = self.model if model is None else model
-        param = next(self.model.parameters())
         basis = self.process.basis
-        zin = z.to(device=param.device, dtype=param.dtype)
-        features = NetworkDenoiser.gamma_features(gamma.to(zin), z.shape[0], z.shape[1])
-        image = basis.decode(zin)
-        if self.gamma_image:
-            image = torch.cat([image, basis.decode(features)], dim=1)
-        ctx = (
-            torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
-            if autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            out = model(image, features)
-        return basis.encode(out.to(param.dtype)).to(device=z.device, dtype=z.dtype)
-
-    def _seen(self, gamma: Tensor, like: Tensor) -> Tensor:
-        gamma = gamma.to(like)
-        return torch.where(torch.isneginf(gamma), self.clean_gamma.to(like), gamma)
+        return network_v(basis, self.model, z, gamma, model, autocast_dtype, self.gamma_image)
 
     def predict_v(
         self,
@@ -232,7 +211,9 @@ class GaussianResidualDenoiser(nn.Module):
         g = gamma.to(z)
         sigma = torch.sigmoid(g).sqrt()
         v_gauss = (torch.sigmoid(-g).sqrt() * z - x0_gauss) / sigma.clamp_min(1e-30)
-        v_res = self.residual_v(z, self._seen(gamma, z), model, autocast_dtype)
+        v_res = self.residual_v(
+            z, shown_gamma(gamma.to(z), self.clean_gamma), model, autocast_dtype
+        )
         return torch.where(sigma > 0, v_gauss + v_res, torch.zeros_like(v_res))
 
     def forward(self, z: Tensor, t: Tensor | float, state: NoiseState | None = None) -> Tensor:
@@ -242,6 +223,6 @@ class GaussianResidualDenoiser(nn.Module):
         self.nfe += 1
         gamma = state.gamma.to(z)
         x0_gauss = self.gaussian_x0(z, gamma)
-        v_res = self.residual_v(z, self._seen(gamma, z))
+        v_res = self.residual_v(z, shown_gamma(gamma.to(z), self.clean_gamma))
         # sigma = 0 on known components, so they stay z (gaussian_x0 already put z there)
         return x0_gauss - torch.sigmoid(gamma).sqrt() * v_res
