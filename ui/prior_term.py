@@ -5,16 +5,23 @@ it is above the 0.1 nat bound (docs/maths.md §2b)."""
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from rgdiff_core.specs import ProcessSpec
-from rgdiff_core.terminal import L_T_TARGET, prior_term
+from rgdiff_core.terminal import L_T_TARGET, prior_term, prior_term_from_moments
 from ui import cache
 
 
 @st.cache_resource(max_entries=32, show_spinner="Measuring the prior term…")
 def _prior_term(spec: ProcessSpec, key: str, _process) -> float:
-    # `key` names the process (the controls' own, or a network's): _process is not hashed
-    return prior_term(_process, cache.dataset(spec.data))
+    # `key` names the process (the controls' own, or a network's): _process is not hashed.
+    # A network's prior was fitted by its training run, so its data are encoded again; any
+    # other process has the controls' basis and prior, whose E[u^2] the statistics hold.
+    if key.startswith("network:"):
+        return prior_term(_process, cache.dataset(spec.data))
+    u_sq = cache.stats(spec.data, spec.basis, spec.prior).u_sq
+    gamma_1 = _process.noise_state(1.0, like=torch.zeros(1, dtype=torch.float64)).gamma
+    return prior_term_from_moments(gamma_1.cpu().reshape(-1), u_sq)
 
 
 def value(spec: ProcessSpec, process=None, key: str = "") -> float:
