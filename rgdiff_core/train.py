@@ -21,6 +21,7 @@ __all__ = ["main", "parse_args", "config_from_args"]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from .training import AMP_MODES, TrainConfig
+    from .training.config import LOSS_WEIGHTS, LR_SCHEDULES
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -40,7 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--order", default=d.order, help="variance | scale | row | column | raster | scale_column"
     )
     g.add_argument("--gamma-denoise", type=float, default=d.gamma_denoise)
-    g.add_argument("--gamma-noise", type=float, default=d.gamma_noise)
+    g.add_argument(
+        "--gamma-noise",
+        type=lambda x: None if x == "auto" else float(x),
+        default=d.gamma_noise,
+        help="noised-end target, or 'auto': the smallest with prior term <= 0.05 nat at s = inf",
+    )
     g.add_argument("--no-clip", action="store_true", help="do not clip gamma to its window")
     g.add_argument("--softness-min", type=float, default=d.softness_min)
     g.add_argument("--softness-max", type=float, default=d.softness_max)
@@ -48,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--p-inf", type=float, default=d.p_softness_inf, help="mass at softness inf")
     g = p.add_argument_group("model")
     m = d.model
+    g.add_argument(
+        "--gaussian-rank",
+        type=int,
+        default=d.gaussian_rank,
+        help="0: plain network; r >= 1: exact Gaussian (top r eigenpairs + diagonal) + residual",
+    )
     g.add_argument("--channels", type=int, default=m.channels, help="width of the first level")
     g.add_argument(
         "--channel-mult",
@@ -63,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "weight_decay", "ema_decay", "grad_clip"):
         g.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    g.add_argument("--loss-weight", default=d.loss_weight, choices=LOSS_WEIGHTS)
+    g.add_argument("--lr-schedule", default=d.lr_schedule, choices=LR_SCHEDULES)
+    g.add_argument(
+        "--p-known", type=float, default=d.p_known, help="share of examples with a known mask"
+    )
     g.add_argument("--amp", default=d.amp, choices=AMP_MODES)
     g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
     g = p.add_argument_group("output")
@@ -111,6 +128,10 @@ def config_from_args(args: argparse.Namespace):
         softness_max=args.softness_max,
         p_softness_one=args.p_one,
         p_softness_inf=args.p_inf,
+        gaussian_rank=args.gaussian_rank,
+        loss_weight=args.loss_weight,
+        p_known=args.p_known,
+        lr_schedule=args.lr_schedule,
         batch=args.batch,
         lr=args.lr,
         warmup=args.warmup,

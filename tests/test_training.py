@@ -125,9 +125,9 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = training.v_loss
 
-    def poisoned(v_hat, v):
+    def poisoned(v_hat, v, weight=None):
         calls["n"] += 1
-        loss = real(v_hat, v)
+        loss = real(v_hat, v, weight)
         return loss * float("nan") if calls["n"] >= 15 else loss
 
     monkeypatch.setattr(training.trainer, "v_loss", poisoned)

@@ -186,6 +186,10 @@ def save_checkpoint(
         "command": str(command),
         "loss_history": [float(x) for x in loss_history],
     }
+    if hasattr(denoiser, "low_rank"):  # GaussianResidualDenoiser: its Gaussian part too
+        mu, factor, remainder = denoiser.low_rank()
+        ckpt["denoiser"] = "gaussian_residual"
+        ckpt["gaussian"] = {"mu": mu, "factor": factor, "remainder": remainder}
     if process_spec is not None:
         ckpt["process_spec"] = _plain(dict(process_spec))
     if extra:
@@ -377,17 +381,29 @@ def load_network_denoiser(
 
 
 def _network(ckpt: dict, process, path) -> NetworkDenoiser:
-    """The checkpoint's network serving `process`, in eval mode without gradients."""
+    """The checkpoint's denoiser serving `process` (a NetworkDenoiser, or a
+    GaussianResidualDenoiser when the file holds a Gaussian part), in eval mode without
+    gradients."""
     try:
         config = UNetConfig.from_dict(ckpt["model_config"])
         model = GammaConditionedNet(config, ckpt["dim"])
-        model.load_state_dict(ckpt["state_dict"])
-    except (ValueError, TypeError, RuntimeError) as err:
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+        )
+        if ckpt.get("denoiser") == "gaussian_residual":
+            from .residual import GaussianResidualDenoiser
+
+            g = ckpt["gaussian"]
+            low_rank = (g["mu"], g["factor"], g["remainder"])
+            denoiser = GaussianResidualDenoiser(process, model=model, low_rank=low_rank)
+        else:
+            denoiser = NetworkDenoiser(process, model=model)
+    except (ValueError, TypeError, RuntimeError, KeyError) as err:
         raise CheckpointError(
             f"not a valid rgdiff checkpoint: {path}: the weights do not fit "
             f"the model config: {_first_line(err)}"
         ) from err
-    denoiser = NetworkDenoiser(process, model=model).eval()
+    denoiser = denoiser.eval()
     denoiser.requires_grad_(False)
     return denoiser
 

@@ -84,18 +84,37 @@ class GaussianResidualDenoiser(nn.Module):
     config: the U-Net's (default UNetConfig(in_channels=2C, out_channels=C): the gamma image
     on); in_channels C turns the gamma image off. model: an existing GammaConditionedNet to wrap
     (e.g. EMA weights), used as it is. rank: eigenpairs kept (>= 1; capped at D).
+    low_rank: (mu, L, d) as low_rank_gaussian returns them (a checkpoint's, or another
+    denoiser's `low_rank()`), used instead of `gaussian` and `rank`.
     """
 
     def __init__(
         self,
         process,
-        gaussian,
+        gaussian=None,
         config: UNetConfig | None = None,
         model: GammaConditionedNet | None = None,
         rank: int = 64,
+        low_rank: tuple[Tensor, Tensor, Tensor] | None = None,
     ):
         super().__init__()
-        mu, factor, d = low_rank_gaussian(process, gaussian, rank)
+        if low_rank is None:
+            if gaussian is None:
+                raise ValueError("pass the Gaussian (gaussian=...) or its low_rank parts")
+            mu, factor, d = low_rank_gaussian(process, gaussian, rank)
+        else:
+            mu, factor, d = (torch.as_tensor(x, dtype=torch.float64).cpu() for x in low_rank)
+            dim = process.dim
+            if (
+                mu.shape != (dim,)
+                or factor.ndim != 2
+                or factor.shape[0] != dim
+                or d.shape != (dim,)
+            ):
+                raise ValueError(
+                    f"low_rank must be (mu (D,), L (D, r), d (D,)) with D = {dim}, got shapes "
+                    f"{tuple(mu.shape)}, {tuple(factor.shape)}, {tuple(d.shape)}"
+                )
         channels, dim = process.shape[0], process.dim
         if config is not None and not isinstance(config, UNetConfig):
             raise ValueError(f"config must be a UNetConfig, got {type(config).__name__}")
@@ -128,6 +147,14 @@ class GaussianResidualDenoiser(nn.Module):
     @property
     def config(self) -> UNetConfig:
         return self.model.config
+
+    def low_rank(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(mu, L, d) of the Gaussian part, float64 on the CPU (what checkpoints store)."""
+        return self.mu.cpu(), self.factor.cpu(), self.remainder.cpu()
+
+    def with_model(self, model: GammaConditionedNet) -> GaussianResidualDenoiser:
+        """The same Gaussian part with another network (e.g. the EMA weights)."""
+        return GaussianResidualDenoiser(self.process, model=model, low_rank=self.low_rank())
 
     # ------------------------------------------------------------ the Gaussian part
 

@@ -9,6 +9,8 @@ from ..denoisers.models import UNetConfig
 from ..schedules import GAMMA_DENOISE, GAMMA_NOISE
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+LOSS_WEIGHTS = ("v", "elbo")  # package docstring
+LR_SCHEDULES = ("constant", "cosine")
 # fields that fix what a checkpoint in out_dir means; the rest may change on resume
 _RUN_FIELDS = (
     "dataset",
@@ -20,6 +22,7 @@ _RUN_FIELDS = (
     "gamma_denoise",
     "gamma_noise",
     "clip",
+    "gaussian_rank",
     "model",
     "seed",
 )
@@ -34,14 +37,18 @@ class TrainConfig:
     prior: str = "data"  # rgdiff_core.priors kind, fitted on the train split
     order: str = "variance"  # ordering that gives the labels (schedules.ORDERS but custom)
     gamma_denoise: float = GAMMA_DENOISE  # effective -log SNR at the denoised end
-    gamma_noise: float = GAMMA_NOISE  # ... and at the noised end
+    gamma_noise: float | None = GAMMA_NOISE  # ... and at the noised end; None: auto (L_T)
     clip: bool = True  # clip each component's gamma to its window
     softness_min: float = 0.1  # log-uniform softness range
     softness_max: float = 10.0
     p_softness_one: float = 0.2  # extra mass at s = 1 (standard diffusion)
     p_softness_inf: float = 0.1  # extra mass at s = inf (equal-SNR process)
+    gaussian_rank: int = 0  # 0: plain network; r >= 1: exact Gaussian (top r + diag) + residual
+    loss_weight: str = "v"  # v: uniform v-MSE; elbo: ELBO weight per component, normalised
+    p_known: float = 0.0  # probability of a random known mask per example (conditioning)
     batch: int = 64  # examples per step and process
     lr: float = 3e-4  # AdamW learning rate after warm-up
+    lr_schedule: str = "constant"  # constant | cosine (to 0 at `steps`) after warm-up
     warmup: int = 200  # steps of linear learning-rate warm-up
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     ema_decay: float = 0.999  # EMA of the weights (ramped up over the first steps)
@@ -65,6 +72,7 @@ class TrainConfig:
             "log_every": 1,
             "ckpt_every": 1,
             "seed": 0,
+            "gaussian_rank": 0,
         }
         for name, low in ints.items():
             value = getattr(self, name)
@@ -90,6 +98,19 @@ class TrainConfig:
                 f"ema_decay must be in [0, 1) and grad_clip > 0, got "
                 f"{self.ema_decay}, {self.grad_clip}"
             )
+        if self.loss_weight not in LOSS_WEIGHTS:
+            raise ValueError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.p_known <= 1:
+            raise ValueError(f"p_known must be in [0, 1], got {self.p_known!r}")
+        if self.gamma_noise is not None and not (
+            math.isfinite(self.gamma_noise) and self.gamma_noise > self.gamma_denoise
+        ):
+            raise ValueError(
+                f"gamma_noise must be None (auto) or exceed gamma_denoise "
+                f"({self.gamma_denoise}), got {self.gamma_noise!r}"
+            )
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.order == "custom":
@@ -105,14 +126,15 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in spec.items() if k in names})
 
-    def process_spec(self):
-        """The ProcessSpec of the trained process at softness 1 (rgdiff_core.specs)."""
+    def process_spec(self, softness: float = 1.0):
+        """The ProcessSpec of the trained process at `softness` (rgdiff_core.specs); with
+        gamma_noise None the schedule's γ̃_n is auto (resolved by the builder)."""
         from ..specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, ScheduleSpec
 
         schedule = ScheduleSpec(
             family="soft",
             order=self.order,
-            softness=1.0,
+            softness=softness,
             gamma_denoise=self.gamma_denoise,
             gamma_noise=self.gamma_noise,
             clip=self.clip,

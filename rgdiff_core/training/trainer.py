@@ -16,7 +16,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ..denoisers.checkpoints import save_checkpoint
-from ..denoisers.network import GammaConditionedNet, NetworkDenoiser
+from ..denoisers.network import GammaConditionedNet, NetworkDenoiser, clean_gamma, shown_gamma
+from ..denoisers.residual import GaussianResidualDenoiser
 from ..schedules import soft_conditioning_state
 from .config import _RUN_FIELDS, TrainConfig
 
@@ -39,9 +40,68 @@ class TrainResult:
     time_s: float
 
 
-def v_loss(v_hat: Tensor, v: Tensor) -> Tensor:
-    """mean over the batch of sum_i (v_hat_i - v_i)^2 / D (module docstring)."""
-    return (v_hat.float() - v.float()).square().mean()
+def v_loss(v_hat: Tensor, v: Tensor, weight: Tensor | None = None) -> Tensor:
+    """mean over the batch of sum_i w_i (v_hat_i - v_i)^2 / D (package docstring); w = 1
+    when weight is None."""
+    err = (v_hat.float() - v.float()).square()
+    return err.mean() if weight is None else (weight.float() * err).mean()
+
+
+def loss_weights(state, kind: str, known: Tensor | None = None) -> Tensor:
+    """Per-component loss weights (B, D) (package docstring): "v" 1 on every unknown
+    component; "elbo" the ELBO's gamma'(t) alpha^2 normalised to mean 1 over each example's
+    components (0 where nothing moves at that (t, s)). Known components get 0."""
+    if kind == "v":
+        w = torch.ones_like(state.gamma)
+    else:
+        w = state.dgamma_dt * torch.sigmoid(-state.gamma)
+        mean = w.mean(-1, keepdim=True)
+        w = torch.where(mean > 0, w / mean.clamp_min(1e-30), torch.zeros_like(w))
+    return w if known is None else w.masked_fill(known, 0.0)
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Learning-rate multiplier at `step`: linear warm-up, then 1 (constant) or a cosine decay
+    to 0 at config.steps."""
+    warm = min(1.0, (step + 1) / config.warmup)
+    if config.lr_schedule == "constant":
+        return warm
+    span = max(config.steps - config.warmup, 1)
+    frac = min(1.0, max(0.0, (step - config.warmup) / span))
+    return warm * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def random_known(
+    labels: Tensor, n: int, p: float, shape, pixel: bool, generator: torch.Generator
+) -> Tensor:
+    """Known-component masks (n, D) bool for training conditioning: each example is masked with
+    probability p. A masked example knows a prefix of the generation order (every component
+    with a label below a random label: the left columns in column order, the coarse levels in
+    scale order, the largest-variance components in variance order); in the pixel basis half
+    of them instead know everything outside a random rectangle (inpainting a hole)."""
+    dev, dim = labels.device, labels.numel()
+    masked = torch.rand(n, generator=generator, device=dev) < p
+    ranked = labels.sort().values
+    k = torch.randint(1, dim, (n,), generator=generator, device=dev)
+    known = labels.unsqueeze(0) < ranked[k].unsqueeze(1)
+    if pixel:
+        c, h, w = shape
+        size = torch.tensor([h, w], device=dev)
+        a = (torch.rand(n, 2, generator=generator, device=dev) * size).long()
+        b = (torch.rand(n, 2, generator=generator, device=dev) * size).long()
+        lo, hi = torch.minimum(a, b), torch.maximum(a, b) + 1
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        inside = (
+            (rows >= lo[:, 0, None, None])
+            & (rows < hi[:, 0, None, None])
+            & (cols >= lo[:, 1, None, None])
+            & (cols < hi[:, 1, None, None])
+        )
+        hole = (~inside).unsqueeze(1).expand(n, c, h, w).reshape(n, dim)
+        use_hole = torch.rand(n, generator=generator, device=dev) < 0.5
+        known = torch.where(use_hole.unsqueeze(1), hole, known)
+    return known & masked.unsqueeze(1)
 
 
 def sample_inv_softness(n: int, config: TrainConfig, generator: torch.Generator, device) -> Tensor:
@@ -103,7 +163,14 @@ class Trainer:
         self.device = dev = _resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
         data = load_dataset(cfg.dataset, cfg.size, "train")
         shape = tuple(data.shape[1:])
+        self.gamma_noise = cfg.gamma_noise
+        if self.gamma_noise is None:  # auto at s = inf, where L_T is largest (maths.md §2b)
+            worst = build_process(cfg.process_spec(softness=math.inf), data)
+            self.gamma_noise = worst.schedule.gamma_noise
         self.spec = cfg.process_spec()
+        self.spec = replace(
+            self.spec, schedule=replace(self.spec.schedule, gamma_noise=self.gamma_noise)
+        )
         self.process = process = build_process(self.spec, data, device=dev)
         self.labels = process.schedule.labels
         self.data_variances = process.schedule.variances
@@ -111,14 +178,27 @@ class Trainer:
             self.u_all = process.encode(data.to(dev)).contiguous()
         self._labels_dev = self.labels.to(dev)
         self._log_v_dev = self.data_variances.log().to(dev)
-        model_cfg = replace(cfg.model, in_channels=shape[0], out_channels=shape[0])
+        self._pixel = process.basis.name == "pixel"
+        channels = shape[0] * (2 if cfg.gaussian_rank else 1)  # + the gamma image (residual.py)
+        model_cfg = replace(cfg.model, in_channels=channels, out_channels=shape[0])
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(cfg.seed)
             self.model = GammaConditionedNet(model_cfg, process.dim)
         self.model.to(dev)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.denoiser = NetworkDenoiser(process, model=self.model)
-        self.ema_denoiser = NetworkDenoiser(process, model=self.ema)
+        if cfg.gaussian_rank:
+            from ..denoisers.analytic import GaussianDenoiser
+            from ..denoisers.registry import GAUSSIAN_FIT_ITEMS
+
+            gauss = GaussianDenoiser.fit(process, data[:GAUSSIAN_FIT_ITEMS].to(dev))
+            self.denoiser = GaussianResidualDenoiser(
+                process, gauss, model=self.model, rank=cfg.gaussian_rank
+            )
+            self.ema_denoiser = self.denoiser.with_model(self.ema)
+        else:
+            self.denoiser = NetworkDenoiser(process, model=self.model)
+            self.ema_denoiser = NetworkDenoiser(process, model=self.ema)
+        self._clean_gamma = clean_gamma(process).to(dev)
         self.net = self.model
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -145,8 +225,9 @@ class Trainer:
             return torch.float16
         return torch.bfloat16
 
-    def batch(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(z, gamma, v target) of this step, drawn from the step's own seed."""
+    def batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(z, gamma, v target, loss weight) of this step, drawn from the step's own seed;
+        known components (random_known) have gamma = -inf, z = u, v = 0 and weight 0."""
         cfg, gen, dev = self.config, self.generator, self.device
         gen.manual_seed(_step_seed(cfg.seed, self.rank, self.step))
         idx = torch.randint(len(self.u_all), (cfg.batch,), generator=gen, device=dev)
@@ -159,21 +240,32 @@ class Trainer:
             inv_s,
             t,
             cfg.gamma_denoise,
-            cfg.gamma_noise,
+            self.gamma_noise,
             cfg.clip,
         )
         eps = torch.randn(u.shape, generator=gen, device=dev)
         alpha, sigma = state.alpha, state.sigma
-        return alpha * u + sigma * eps, state.gamma, alpha * eps - sigma * u
+        z, gamma, v = alpha * u + sigma * eps, state.gamma, alpha * eps - sigma * u
+        known = None
+        if cfg.p_known > 0:
+            known = random_known(
+                self._labels_dev, cfg.batch, cfg.p_known, self.process.shape, self._pixel, gen
+            )
+            z = torch.where(known, u, z)
+            gamma = gamma.masked_fill(known, -math.inf)
+            v = v.masked_fill(known, 0.0)
+        return z, gamma, v, loss_weights(state, cfg.loss_weight, known)
 
     def train_step(self) -> Tensor:
         """One optimisation step; returns the (detached, unsynchronised) loss."""
         cfg, opt = self.config, self.optimizer
-        z, gamma, v = self.batch()
+        z, gamma, v, weight = self.batch()
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup)
+            group["lr"] = cfg.lr * lr_factor(self.step, cfg)
+        if not isinstance(self.denoiser, GaussianResidualDenoiser):  # it needs the -inf itself
+            gamma = shown_gamma(gamma, self._clean_gamma)
         v_hat = self.denoiser.predict_v(z, gamma, model=self.net, autocast_dtype=self.amp_dtype)
-        loss = v_loss(v_hat, v)
+        loss = v_loss(v_hat, v, weight)
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -225,7 +317,7 @@ class Trainer:
             labels=self.labels,
             data_variances=self.data_variances,
             gamma_denoise=cfg.gamma_denoise,
-            gamma_noise=cfg.gamma_noise,
+            gamma_noise=self.gamma_noise,
             clip=cfg.clip,
             softness_family=cfg.softness_family(),
             steps=self.step,
