@@ -49,15 +49,18 @@ def v_loss(v_hat: Tensor, v: Tensor, weight: Tensor | None = None) -> Tensor:
 
 def loss_weights(state, kind: str, known: Tensor | None = None) -> Tensor:
     """Per-component loss weights (B, D) (package docstring): "v" 1 on every unknown
-    component; "elbo" the ELBO's gamma'(t) alpha^2 normalised to mean 1 over each example's
-    components (0 where nothing moves at that (t, s)). Known components get 0."""
+    component; "elbo" the ELBO's gamma'(t) alpha^2, normalised to mean 1 over the whole batch
+    (not per example: an example with one moving component would put all its weight on it).
+    Frozen components (gamma' = 0) get 0 under "elbo"; known components get 0 under both."""
     if kind == "v":
         w = torch.ones_like(state.gamma)
     else:
         w = state.dgamma_dt * torch.sigmoid(-state.gamma)
-        mean = w.mean(-1, keepdim=True)
-        w = torch.where(mean > 0, w / mean.clamp_min(1e-30), torch.zeros_like(w))
-    return w if known is None else w.masked_fill(known, 0.0)
+    if known is not None:
+        w = w.masked_fill(known, 0.0)
+    if kind == "elbo":
+        w = w / w.mean().clamp_min(1e-30)
+    return w
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -75,15 +78,16 @@ def random_known(
     labels: Tensor, n: int, p: float, shape, pixel: bool, generator: torch.Generator
 ) -> Tensor:
     """Known-component masks (n, D) bool for training conditioning: each example is masked with
-    probability p. A masked example knows a prefix of the generation order (every component
-    with a label below a random label: the left columns in column order, the coarse levels in
-    scale order, the largest-variance components in variance order); in the pixel basis half
-    of them instead know everything outside a random rectangle (inpainting a hole)."""
+    probability p. A masked example knows a prefix of the generation order: every component
+    with a label below a random distinct label other than the smallest (the left columns in
+    column order, the coarse levels in scale order, the largest-variance components in
+    variance order); in the pixel basis half of them instead know everything outside a random
+    rectangle (inpainting a hole)."""
     dev, dim = labels.device, labels.numel()
     masked = torch.rand(n, generator=generator, device=dev) < p
-    ranked = labels.sort().values
-    k = torch.randint(1, dim, (n,), generator=generator, device=dev)
-    known = labels.unsqueeze(0) < ranked[k].unsqueeze(1)
+    groups = labels.unique()  # sorted; a prefix is every group below a random one but the first
+    k = torch.randint(1, max(len(groups), 2), (n,), generator=generator, device=dev)
+    known = labels.unsqueeze(0) < groups[k.clamp_max(len(groups) - 1)].unsqueeze(1)
     if pixel:
         c, h, w = shape
         size = torch.tensor([h, w], device=dev)
