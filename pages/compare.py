@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui import advisor, compare_view, denoiser_choice, prior_term, run_controls, runs, widgets
 from ui.sidebar import data_spec
+from ui.timing import before_run
 
 st.title("Compare")
 st.caption(
@@ -49,14 +50,16 @@ for col, n, s, proc in zip(st.columns(2), "AB", specs, procs, strict=True):
     with col:
         prior_term.note(s.process, proc, key=kind, label=f"{n}: ")
         advisor.note(s.process, proc, kind, s.method, s.steps, label=f"{n}: ")
+ests = compare_view.estimates(specs, procs, dens, limit)
 if st.button(
     "Run A and B",
     type="primary",
     key="run_compare",
     help="Sample both configurations with the sidebar's seed.",
+    disabled=not all(e.ok for e in ests),
 ):
-    for (name, *_), s, proc, den in zip(sides, specs, procs, dens, strict=True):
-        runs.execute(("single", s), s, proc, den, time_limit=limit, label=f"{name}: ")
+    for (name, *_), s, proc, den, e in zip(sides, specs, procs, dens, ests, strict=True):
+        runs.execute(("single", s), s, proc, den, None, e.limit, f"{name}: ", e.seconds)
 results = [runs.recall(("single", s)) for s in specs]
 if all(r is not None for r in results):
     compare_view.side_by_side(["A", "B"], specs, results, data, list(zip(procs, dens, strict=True)))
@@ -78,10 +81,14 @@ if problem:
     st.info(problem)
     st.stop()
 sweep_key = ("sweep", specs[0], softnesses)
+est = before_run(specs[0], procs[0], dens[0], limit, len(softnesses))
 if st.button(
-    "Run the softness sweep", key="run_sweep", help=f"{len(softnesses)} runs of configuration A."
+    "Run the softness sweep",
+    key="run_sweep",
+    help=f"{len(softnesses)} runs of configuration A.",
+    disabled=not est.ok,
 ):
-    runs.execute_sweep(sweep_key, specs[0], softnesses, time_limit=limit)
+    runs.execute_sweep(sweep_key, specs[0], softnesses, est.limit, est.seconds)
 sweep_runs = runs.recall(sweep_key)
 if sweep_runs is None:
     st.stop()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from rgdiff_core import viz
 from ui import conditioning_view as view
-from ui import denoiser_choice, exports, held_out, run_controls, runs, widgets
+from ui import denoiser_choice, exports, held_out, run_controls, runs, timing, widgets
 from ui.sidebar import data_spec
 
 st.title("Conditioning")
@@ -51,7 +51,8 @@ with right:
         extra, stride = params["extra"], params["stride"]
         key = ("extension", run_spec, image_key, extra, stride)
         st.image(viz.upscale(viz.to_uint8(image[0]), zoom), caption="input (training width)")
-        if st.button("Run", type="primary", key="run_cond"):
+        est = timing.before_run(run_spec, process, den, limit, view.windows(extra, stride))
+        if st.button("Run", type="primary", key="run_cond", disabled=not est.ok):
             widgets.attempt(
                 "Extension",
                 runs.execute_extension,
@@ -62,7 +63,8 @@ with right:
                 image,
                 int(extra),
                 int(stride),
-                time_limit=limit,
+                est.limit,
+                est.seconds,
             )
         out = runs.recall(key)
         if out is None:
@@ -74,8 +76,9 @@ with right:
     known, task_key, known_px = view.condition(task, params, process, image, data)
     key = ("cond", run_spec, task, task_key, image_key)
     mean_slot = view.show_known(task, process, image, known, known_px, zoom)
-    if st.button("Run", type="primary", key="run_cond"):
-        runs.execute(key, run_spec, process, den, known=known, time_limit=limit)
+    est = timing.before_run(run_spec, process, den, limit)
+    if st.button("Run", type="primary", key="run_cond", disabled=not est.ok):
+        runs.execute(key, run_spec, process, den, known, est.limit, estimate_s=est.seconds)
     run = runs.recall(key)
     if run is None:
         st.info(f"Press **Run** to draw {n} conditional samples.")

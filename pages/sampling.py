@@ -12,6 +12,7 @@ from ui import (
     run_controls,
     runs,
     sampling_view,
+    timing,
     widgets,
 )
 from ui.sidebar import data_spec
@@ -59,15 +60,22 @@ with right:
     run_spec = runs.RunSpec(spec, kind, method, steps, batch)
     key = ("sweep", run_spec, softnesses) if sweep else ("single", run_spec)
 
+    est = timing.before_run(run_spec, process, den, limit, len(softnesses) if sweep else 1)
     b1, b2, _ = st.columns([1, 1, 4])
-    go = b1.button("Run", type="primary", key="run_button", help="Sample with these settings.")
+    go = b1.button(
+        "Run",
+        type="primary",
+        key="run_button",
+        help="Sample with these settings.",
+        disabled=not est.ok,
+    )
     b2.button(
         "Stop", key="stop_button", help="Stops a running sampling; the partial trajectory is kept."
     )
     if go and sweep:
-        runs.execute_sweep(key, run_spec, softnesses, time_limit=limit)
+        runs.execute_sweep(key, run_spec, softnesses, est.limit, est.seconds)
     elif go:
-        runs.execute(key, run_spec, process, den, time_limit=limit)
+        runs.execute(key, run_spec, process, den, time_limit=est.limit, estimate_s=est.seconds)
     result = runs.recall(key)
     if result is None:
         st.info(

@@ -144,7 +144,7 @@ def test_sampling_cancel_keeps_partial_trajectory(batch):
     click(at, "run_button")
     run = stored(at)[-1]
     assert run.cancelled and 0 < run.steps_done < 1000
-    assert "Cancelled (time limit" in texts(at.warning)
+    assert "Unfinished (time limit" in texts(at.warning)
     assert len(run.trajectory) >= 1
     if len(run.trajectory) > 1:
         assert at.slider(key="frame").max == len(run.trajectory) - 1

@@ -66,11 +66,11 @@ def test_run_stopped_part_way_keeps_the_partial_run_and_a_later_run_works(monkey
     assert not at.exception, app_errors(at)
     run = runs(at)[-1]
     assert run.cancelled and run.steps_done == 31 and torch.isfinite(run.samples).all()
-    assert "Cancelled (stopped) after 31 of 200 steps" in texts(at.warning)
+    assert "Unfinished (stopped) at t = 0.84, after 31 of 200 steps" in texts(at.warning)
     monkeypatch.setattr(LiveProgress, "__call__", orig)
     again = run_button(at)
     assert not again.cancelled and again.steps_done == 200
-    assert "Cancelled" not in texts(at.warning)
+    assert "Unfinished" not in texts(at.warning)
 
 
 # ---------------------------------------------------------------- checkpoints under the app
@@ -196,7 +196,7 @@ def test_stop_button_mid_run_then_run_again(streamlit_server, browser_page, arti
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("live: x_t (top)").wait_for(state="visible", timeout=60_000)
     page.get_by_role("button", name="Stop").click()
-    page.get_by_text("Cancelled (stopped)").wait_for(state="visible", timeout=60_000)
+    page.get_by_text("Unfinished (stopped)").wait_for(state="visible", timeout=60_000)
     wait_idle(page, 120_000)
     no_errors(page)
     assert page.get_by_role("heading", name="Trajectory").count() == 1  # the partial run is kept
@@ -209,7 +209,7 @@ def test_stop_button_mid_run_then_run_again(streamlit_server, browser_page, arti
     page.get_by_text("step 20 of 20").first.wait_for(state="visible", timeout=60_000)
     wait_idle(page, 120_000)
     no_errors(page)
-    assert page.get_by_text("Cancelled (stopped)").count() == 0
+    assert page.get_by_text("Unfinished (stopped)").count() == 0
 
 
 @pytest.mark.browser

@@ -8,8 +8,18 @@ import streamlit as st
 
 from rgdiff_core import experiments as ex
 from rgdiff_core.specs import DataSpec, ProcessSpec
-from ui import cache, denoiser_choice, exports, held_out, run_controls, run_plots, state, widgets
-from ui.runs import RunSpec, run_status
+from ui import (
+    cache,
+    denoiser_choice,
+    exports,
+    held_out,
+    run_controls,
+    run_plots,
+    state,
+    timing,
+    widgets,
+)
+from ui.runs import RunSpec, run_status, unfinished_label
 
 
 def problems(sides: list[tuple], kind: str, batch: int, data: DataSpec) -> list[str]:
@@ -24,6 +34,22 @@ def problems(sides: list[tuple], kind: str, batch: int, data: DataSpec) -> list[
     return out + ([problem] if problem else [])
 
 
+def estimates(
+    specs: list[RunSpec], procs: list, dens: list, limit: float | None
+) -> list[timing.Estimate]:
+    """A's and B's estimates and time limits (ui/timing.py), one line each, or each refusal."""
+    ests = [timing.estimate(s, p, d, 1, limit) for s, p, d in zip(specs, procs, dens, strict=True)]
+    for name, e in zip("AB", ests, strict=True):
+        if not e.ok:
+            st.error(f"**{name}:** {e.problem}")
+    if all(e.ok for e in ests):
+        st.caption("  \n".join(f"{name}: {e.text}" for name, e in zip("AB", ests, strict=True)))
+        busy = timing.outlook(specs[0].process.data.device)
+        if busy:
+            st.caption(busy)
+    return ests
+
+
 def side_by_side(
     names: list[str], specs: list[RunSpec], results: list, data: DataSpec, models: list
 ) -> None:
@@ -36,9 +62,10 @@ def side_by_side(
         with col:
             st.markdown(f"**{name}:** {s.process.label()}")
             run_status(r)
+            what = unfinished_label(r) if r.cancelled else "samples"
             st.image(
                 exports.grid_image(r.samples[:64], 8, zoom),
-                caption=f"{min(r.n, 64)} of {r.n} samples · {r.method}, {r.steps} steps",
+                caption=f"{min(r.n, 64)} of {r.n} {what} · {r.method}, {r.steps} steps",
             )
     rows = {}
     for name, s, r, (proc, den) in zip(names, specs, results, models, strict=True):
@@ -93,6 +120,7 @@ def sweep_results(sweep_runs: list[ex.SamplingRun], spec: RunSpec) -> None:
     )
     st.caption(
         f"{len(sweep_runs)} runs, {sum(r.n for r in sweep_runs)} samples in "
-        f"{sum(r.wall_s for r in sweep_runs):.1f} s on {cache.device_label(data.device)}; "
+        f"{timing.format_duration(sum(r.wall_s for r in sweep_runs))} on "
+        f"{cache.device_label(data.device)}; "
         f"NFE per run: {ex.nfe_count(spec.method, spec.steps)}."
     )

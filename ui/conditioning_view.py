@@ -13,8 +13,8 @@ import torch
 from rgdiff_core import conditioning as cond
 from rgdiff_core import viz
 from rgdiff_core.specs import DataSpec, ProcessSpec
-from ui import cache, exports, plots, state, widgets
-from ui.runs import run_status
+from ui import cache, exports, plots, state, timing, widgets
+from ui.runs import run_status, unfinished_label
 
 BIND: Any = "query-params"
 TASKS = {
@@ -335,17 +335,23 @@ def show_known(task: str, process, image, known, known_px, zoom: int):
     return c3
 
 
+def windows(extra: int, stride: int) -> int:
+    """Sampler runs of an extension: one per window of `stride` new columns."""
+    return -(-int(extra) // max(1, int(stride)))
+
+
 def show_samples(run, task: str, mean_slot, zoom: int) -> None:
     """The run's status, the samples' mean (into `mean_slot`), the samples and their spread."""
     run_status(run)
     mean_slot.image(
         viz.upscale(viz.to_uint8(run.samples.mean(0).clamp(-1, 1)), zoom),
-        caption=f"mean of {run.n} samples",
+        caption=f"mean of {run.n} {'estimates x̂₀ (unfinished)' if run.cancelled else 'samples'}",
     )
+    what = unfinished_label(run) if run.cancelled else "samples"
     st.image(
         exports.grid_image(run.samples[:32], 8, zoom // 2 or 1),
-        caption=f"{min(run.n, 32)} of {run.n} samples · {run.nfe} NFE · "
-        f"{run.wall_s:.2f} s · {run.device}",
+        caption=f"{min(run.n, 32)} of {run.n} {what} · {run.nfe} NFE · "
+        f"{timing.format_duration(run.wall_s)} · {run.device}",
     )
     title = "spread: per-pixel std over samples" + (
         " (0 where known)" if task == "inpainting" else ""

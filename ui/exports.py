@@ -60,7 +60,12 @@ def settings_snapshot(session=None) -> dict[str, str]:
     out = {}
     for key in SIDEBAR_KEYS + state.PROCESS_KEYS + RUN_KEYS:
         value = session[key] if key in session else state.default(key)
-        out[key] = [str(v) for v in value] if isinstance(value, list) else state.query_value(value)
+        if value is None:  # the automatic time limit
+            out[key] = "auto"
+        else:
+            out[key] = (
+                [str(v) for v in value] if isinstance(value, list) else state.query_value(value)
+            )
     return out
 
 
@@ -95,6 +100,8 @@ def _parse_run_setting(key: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(v in state.SOFT_TEXT for v in value):
             raise ValueError(f"sweep must be a list of softness values from {state.SOFT_TEXT}")
         return value
+    if key == "tlimit" and value in (None, "auto", "None"):
+        return None  # the automatic time limit
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -101,19 +101,22 @@ def mode_input() -> str:
     )
 
 
-def time_limit_input() -> float:
-    return float(
-        st.number_input(
-            "Time limit (s)",
-            min_value=0.05,
-            max_value=3600.0,
-            value=state.default("tlimit"),
-            step=10.0,
-            key="tlimit",
-            bind=BIND,
-            help="A run still going after this long stops by itself, keeping what it has.",
-        )
+def time_limit_input() -> float | None:
+    """The user's time limit in seconds, or None (empty: automatic, from the estimate)."""
+    value = st.number_input(
+        "Time limit (s)",
+        min_value=0.05,
+        max_value=3600.0,
+        value=state.default("tlimit"),
+        step=10.0,
+        key="tlimit",
+        bind=BIND,
+        placeholder="auto",
+        help="A run still going after this long stops by itself, keeping what it has, "
+        "labelled unfinished. Empty (auto): 3 × the estimate shown before Run, at least "
+        "120 s.",
     )
+    return None if value is None else float(value)
 
 
 def check_steps(steps: int) -> str | None:

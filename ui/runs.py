@@ -7,25 +7,34 @@ next update: `guarded` catches it, keeps the partial trajectory as a cancelled r
 rerun go on. The time limit cancels through SamplingCancelled. Finished runs are kept in
 st.session_state (the last MAX_STORED, at most MAX_STORED_BYTES), keyed by their frozen spec,
 so moving a playback slider never resamples.
+
+Every run goes through the server's run queue (ui/run_queue.py): it waits for a worker,
+showing its place and an estimated wait from `estimate_s` (ui/timing.py); Stop or any other
+control while it waits drops it from the queue, and so does closing the session (checked
+each poll, and each progress update of a running run, which then stops as cancelled).
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from rgdiff_core import experiments as ex
 from rgdiff_core import viz
-from rgdiff_core.samplers import StepInfo
+from rgdiff_core.samplers import SamplingCancelled, StepInfo
 from rgdiff_core.specs import ProcessSpec
-from ui import cache, denoiser_choice, widgets
+from ui import cache, denoiser_choice, run_queue, timing, widgets
 
 PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <= 0.25 s
 RECORD = 16  # samples whose trajectory is recorded and shown
@@ -78,6 +87,7 @@ class LiveProgress:
         self.bar, self.image = bar, image
         self.start = self.last = time.perf_counter()
         self.zoom = max(1, 64 // process.shape[1])
+        self.session = session_id()
 
     elements: tuple = ()
 
@@ -92,13 +102,49 @@ class LiveProgress:
         if now - self.last < PREVIEW_S and done < self.total:
             return
         self.last = now
-        rate = done / max(now - self.start, 1e-9)
+        if not session_alive(self.session):  # a closed tab frees its worker
+            raise SamplingCancelled("the session closed")
+        unit, rate = timing.format_rate(done, now - self.start)
         self.bar(
             min(1.0, done / self.total),
             f"{self.label}step {done:,} of {self.total:,} · "
-            f"t = {info.t:.3f} · {rate:,.0f} steps/s · {self.device}",
+            f"t = {info.t:.3f} · {rate} {unit} · {self.device}",
         )
         self.image(preview_image(self.process, info.z, info.x0_hat, zoom=self.zoom))
+
+
+def session_id() -> str:
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return ctx.session_id if ctx is not None else ""
+
+
+def session_alive(session: str) -> bool:
+    """False once the browser tab of a session has gone (True outside a server)."""
+    if not session or not Runtime.exists():
+        return True
+    return Runtime.instance().is_active_session(session)
+
+
+@contextmanager
+def queued(device: str, estimate_s: float, label: str = "") -> Iterator[run_queue.Ticket]:
+    """Hold one of the server's run workers for the body, showing the place in the queue and
+    the estimated wait meanwhile."""
+    queue, session = run_queue.shared(), session_id()
+    slot = st.empty()
+
+    def show(status: run_queue.QueueStatus) -> None:
+        slot.info(
+            f"{label}Queued: place {status.place} of {status.queued} in the server's run "
+            f"queue ({status.running} running on {status.workers} workers) · about "
+            f"{timing.format_duration(status.wait_s)} to wait. Stop leaves the queue."
+        )
+
+    try:
+        with queue.slot(session, estimate_s, device, show, lambda: session_alive(session)) as t:
+            slot.empty()
+            yield t
+    except run_queue.QueueDropped:
+        st.stop()
 
 
 def _store() -> OrderedDict:
@@ -183,32 +229,43 @@ def out_of_memory_stop(err: RunOutOfMemory, live: LiveProgress, batch: int) -> N
 
 
 def execute(
-    key, spec: RunSpec, process, den, known=None, time_limit: float | None = None, label: str = ""
+    key,
+    spec: RunSpec,
+    process,
+    den,
+    known=None,
+    time_limit: float | None = None,
+    label: str = "",
+    estimate_s: float = 0.0,
 ) -> ex.SamplingRun:
-    """One run with live progress, stored under key (also when stopped part way)."""
+    """One run through the run queue with live progress, stored under key (also when stopped
+    part way); a finished run's per-step time becomes the next estimate's."""
+    with queued(spec.process.data.device, estimate_s, label) as ticket:
+        run = _execute(key, spec, process, den, known, time_limit, label, ticket.waited_s)
+    timing.record_run(spec, run)
+    return run
+
+
+def _execute(key, spec, process, den, known, time_limit, label, waited_s) -> ex.SamplingRun:
     live = LiveProgress(
         process, spec.steps, cache.device_label(spec.process.data.device), label=label
     )
     rec = ex.Recorder(process, spec.batch, spec.steps, RECORD, on_step=live, time_limit=time_limit)
 
     def partial():
-        return rec.result(None, spec.method, spec.seed, cancelled=True, reason="stopped")
+        run = rec.result(None, spec.method, spec.seed, cancelled=True, reason="stopped")
+        run.meta["queue_wait_s"] = waited_s
+        return run
+
+    def sample():
+        run = ex.run_sampling(
+            process, den, spec.batch, spec.steps, spec.method, spec.seed, known=known, recorder=rec
+        )
+        run.meta["queue_wait_s"] = waited_s
+        return run
 
     try:
-        run = guarded(
-            key,
-            lambda: ex.run_sampling(
-                process,
-                den,
-                spec.batch,
-                spec.steps,
-                spec.method,
-                spec.seed,
-                known=known,
-                recorder=rec,
-            ),
-            partial,
-        )
+        run = guarded(key, sample, partial)
     except RunOutOfMemory as err:
         out_of_memory_stop(err, live, spec.batch)
     live.close()
@@ -216,9 +273,22 @@ def execute(
 
 
 def execute_sweep(
-    key, spec: RunSpec, softnesses: tuple[float, ...], time_limit: float | None = None
+    key,
+    spec: RunSpec,
+    softnesses: tuple[float, ...],
+    time_limit: float | None = None,
+    estimate_s: float = 0.0,
 ) -> list[ex.SamplingRun]:
-    """Runs at each softness with the same seed, with live progress; stored under key."""
+    """Runs at each softness with the same seed, through the run queue as one job, with live
+    progress; stored under key."""
+    with queued(spec.process.data.device, estimate_s) as ticket:
+        runs = _execute_sweep(key, spec, softnesses, time_limit)
+    for r in runs:
+        r.meta["queue_wait_s"] = ticket.waited_s
+    return runs
+
+
+def _execute_sweep(key, spec, softnesses, time_limit) -> list[ex.SamplingRun]:
     first = denoiser_choice.process_for(spec.with_softness(softnesses[0]).process, spec.denoiser)
     live = LiveProgress(
         first, spec.steps * len(softnesses), cache.device_label(spec.process.data.device)
@@ -257,11 +327,24 @@ def execute_sweep(
     return runs
 
 
+def stopped_at(run: ex.SamplingRun) -> float:
+    """The time t an unfinished run reached (uniform steps from t = 1; 1 before any step)."""
+    return 1.0 - run.steps_done / run.steps
+
+
+def unfinished_label(run: ex.SamplingRun) -> str:
+    """What an unfinished run's images are, for a heading or a caption."""
+    if run.steps_done == 0:
+        return "unfinished before the first step: the prior mean, no estimate yet"
+    return f"unfinished at t = {stopped_at(run):.2f}: the estimate x̂₀, not samples"
+
+
 def run_status(run: ex.SamplingRun) -> None:
     if run.cancelled:
         st.warning(
-            f"Cancelled ({run.reason}) after {run.steps_done} of {run.steps} steps: "
-            "showing the partial trajectory; the samples are the last estimate x̂₀."
+            f"Unfinished ({run.reason}) at t = {stopped_at(run):.2f}, after "
+            f"{run.steps_done} of {run.steps} steps: showing the partial trajectory and the "
+            "last estimate x̂₀, not finished samples."
         )
 
 
@@ -274,39 +357,40 @@ def execute_extension(
     extra: int,
     stride: int,
     time_limit: float | None = None,
+    estimate_s: float = 0.0,
 ) -> torch.Tensor:
-    """extend_columns with a progress bar; stored under key (a time limit keeps the columns
-    done so far)."""
+    """extend_columns through the run queue with a progress bar; stored under key (a time
+    limit keeps the columns done so far)."""
     from rgdiff_core.conditioning import extend_columns
-    from rgdiff_core.samplers import SamplingCancelled
 
-    bar = st.progress(0.0, text="extending…")
-    start = time.perf_counter()
-
-    def progress(info: StepInfo) -> None:
-        done, total = info.done, info.steps
-        rate = done / max(time.perf_counter() - start, 1e-9)
-        bar.progress(
-            done / total,
-            text=f"column {done} of {total} · {rate:.1f} columns/s · "
-            f"{cache.device_label(spec.process.data.device)}",
+    with queued(spec.process.data.device, estimate_s):
+        bar = st.progress(0.0, text="extending…")
+        start = time.perf_counter()
+        out = extend_columns(
+            process,
+            den,
+            image,
+            extra,
+            spec.steps,
+            spec.method,
+            spec.batch,
+            stride,
+            generator=torch.Generator(device=process.device).manual_seed(spec.seed),
+            callback=lambda info: _column_progress(bar, info, start, time_limit, spec),
         )
-        if time_limit is not None and time.perf_counter() - start > time_limit and done < total:
-            raise SamplingCancelled(f"time limit of {time_limit:g} s reached")
-
-    gen = torch.Generator(device=process.device).manual_seed(spec.seed)
-    out = extend_columns(
-        process,
-        den,
-        image,
-        extra,
-        spec.steps,
-        spec.method,
-        spec.batch,
-        stride,
-        generator=gen,
-        callback=progress,
-    )
     bar.empty()
     remember(key, out)
     return out
+
+
+def _column_progress(bar, info: StepInfo, start: float, time_limit, spec: RunSpec) -> None:
+    done, total = info.done, info.steps
+    elapsed = time.perf_counter() - start
+    unit, rate = timing.format_rate(done, elapsed)
+    bar.progress(
+        done / total,
+        text=f"column {done} of {total} · {rate} {unit.replace('step', 'column')} · "
+        f"{cache.device_label(spec.process.data.device)}",
+    )
+    if time_limit is not None and elapsed > time_limit and done < total:
+        raise SamplingCancelled(f"time limit of {time_limit:g} s reached")

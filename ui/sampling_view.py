@@ -22,25 +22,29 @@ from ui import (
     run_controls,
     run_plots,
     state,
+    timing,
 )
-from ui.runs import RunSpec, run_status
+from ui.runs import RunSpec, run_status, stopped_at, unfinished_label
 
 
 def throughput(runs: list[ex.SamplingRun], device: str) -> None:
-    """NFE, wall time, steps/s, images/s (finished runs only) and the device."""
+    """NFE, wall time, step rate, images/s (finished runs only), the device, and the time
+    the run waited in the server's queue."""
     for r in runs:
         run_status(r)
+    wall = sum(r.wall_s for r in runs)
     m = st.columns(5)
     m[0].metric("NFE", f"{sum(r.nfe for r in runs):,}", help="Denoiser evaluations.")
-    m[1].metric("wall time", f"{sum(r.wall_s for r in runs):.2f} s")
-    m[2].metric("steps/s", f"{sum(r.steps_done for r in runs) / sum(r.wall_s for r in runs):,.0f}")
+    m[1].metric("wall time", timing.format_duration(wall), help=f"{wall:.3f} s of sampling.")
+    unit, rate = timing.format_rate(sum(r.steps_done for r in runs), wall)
+    m[2].metric(unit, rate, help="Sampler steps per second (seconds per step below 1).")
     done = [r for r in runs if not r.cancelled]
-    m[3].metric(
-        "images/s",
-        f"{sum(r.n for r in done) / sum(r.wall_s for r in done):,.1f}" if done else "—",
-        help="Finished runs only.",
-    )
+    images = sum(r.n for r in done) / sum(r.wall_s for r in done) if done else 0.0
+    m[3].metric("images/s", f"{images:.3g}" if images > 0 else "—", help="Finished runs only.")
     m[4].metric("device", cache.device_label(device))
+    waited = runs[0].meta.get("queue_wait_s", 0.0)
+    if waited >= 0.05:
+        st.caption(f"Waited {timing.format_duration(waited)} in the server's run queue first.")
 
 
 def frame_slider(n: int, help: str) -> int:
@@ -93,13 +97,15 @@ def playback_sweep(runs: list[ex.SamplingRun], run_spec: RunSpec, zoom: int) -> 
 
 
 def sample_grids(runs: list[ex.SamplingRun], zoom: int) -> None:
+    """The samples of each run; an unfinished run's estimate says so under its grid."""
     cols = st.columns(len(runs))
     for col, r in zip(cols, runs, strict=True):
         s = r.meta.get("softness")
+        shown = f"{min(r.n, 64)} of {r.n}"
+        what = f"{unfinished_label(r)} ({shown})" if r.cancelled else f"{shown} samples"
         col.image(
             exports.grid_image(r.samples[:64], 8 if len(runs) == 1 else 4, zoom),
-            caption=(f"s = {state.format_softness(s)} · " if s is not None else "")
-            + f"{min(r.n, 64)} of {r.n} samples",
+            caption=(f"s = {state.format_softness(s)} · " if s is not None else "") + what,
         )
 
 
@@ -227,7 +233,16 @@ def results(result, run_spec: RunSpec, process, stiff: dict, sweep: bool, data: 
         playback_sweep(runs, run_spec, zoom)
     else:
         playback_single(result, run_spec.process, process, zoom)
-    st.subheader("Samples")
+    unfinished = [r for r in runs if r.cancelled]
+    if unfinished:
+        st.subheader("Unfinished run: estimates, not samples")
+        st.caption(
+            f"The run stopped at t = {stopped_at(unfinished[0]):.2f}"
+            " before reaching t = 0: below is the denoiser's last estimate x̂₀"
+            + (", and the finished runs of the sweep before it." if len(runs) > 1 else ".")
+        )
+    else:
+        st.subheader("Samples")
     sample_grids(runs, zoom)
     samples = runs[-1].samples
     checks(samples, run_spec, process, stiff, single=not sweep)

@@ -161,7 +161,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "steps": 100,
     "batch": 16,
     "mode": "single",
-    "tlimit": 120.0,
+    "tlimit": None,  # seconds; None: automatic, from the run's estimate (ui/timing.py)
     "sweep": list(SWEEP_DEFAULT),
     "cn": 8,  # conditioning: samples
 }
