@@ -20,7 +20,8 @@ help:
 	@echo "make run     create .venv if needed, install requirements, serve http://127.0.0.1:8501"
 	@echo "make test    install dev requirements and Debian chromium, then ruff check + pytest"
 	@echo "make fuzz    300 random control combinations on every page (CI runs a rotating 100)"
-	@echo "make load    8 concurrent browser sessions x 2 waves on a real server: the figures"
+	@echo "make load    8 concurrent browser sessions x 2 waves on a real server, then network"
+	@echo "             sampling throughput with 1, 4 and 8 sessions at once: the figures"
 	@echo "make lint    ruff check and ruff format --check"
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make bench   run every bench/*.py"
@@ -71,7 +72,7 @@ fuzz: venv-dev
 	RGDIFF_FUZZ_N=$(FUZZ_N) RGDIFF_FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest tests/test_fuzz_pages.py::test_fuzz_page
 
 load: venv-dev chromium
-	PYTHONPATH=. $(PY) bench/bench_load.py --sessions 8 --waves 2
+	PYTHONPATH=. $(PY) bench/bench_load.py --sessions 8 --waves 2 --throughput 1,4,8
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,10 @@ with a short server.disconnectedSessionTTL so closed sessions go within the meas
 
 Figures: sessions held at once, peak server RSS (VmHWM), RSS after each wave, the slowest
 session's time. tests/test_load.py runs the same code.
+
+Then (--throughput 1,4,8, as `make load` does) the aggregate throughput of network sampling
+with 1, 4 and 8 sessions at once on a second fresh server, against its budget: see
+bench/load_throughput.py. `--sessions 0` skips the waves.
 """
 
 from __future__ import annotations
@@ -407,9 +411,22 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--waves", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--throughput",
+        default="",
+        help="session counts of the throughput measurement, e.g. 1,4,8 (empty: none)",
+    )
     args = parser.parse_args()
-    report = run(args.sessions, args.waves)
-    print(summary(report))
+    report = run(args.sessions, args.waves) if args.sessions > 0 else {"problems": []}
+    if args.sessions > 0:
+        print(summary(report), flush=True)
+    if args.throughput:
+        import load_throughput
+
+        counts = tuple(int(n) for n in args.throughput.split(","))
+        report["throughput"] = load_throughput.run(counts)
+        print(load_throughput.summary(report["throughput"]))
+        report["problems"] += report["throughput"]["problems"]
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 1 if report["problems"] else 0

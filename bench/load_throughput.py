@@ -1,0 +1,192 @@
+"""Aggregate throughput of network sampling with many sessions at once: the run queue's budget.
+
+A fresh `streamlit run app.py` server; for each count N in COUNTS, N headless chromium sessions
+open Sampling with a shipped network (MODEL, its trained settings from the URL) and their own
+seeds, wait until the page is idle and shows its estimate, then all press Run at once. Each
+session's run ends when its sample grid ("B of B samples") is visible.
+
+    image-steps/s = N * BATCH * STEPS / (last grid shown - first Run pressed)
+
+Budget: with 4 and with 8 sessions the aggregate is at least BUDGET (90 %) of one session
+alone: the server's run queue (ui/run_queue.py) keeps concurrent runs from fighting over the
+cores. Also reported: each N's slowest session (Run to grid) and its longest wait in the queue,
+read from the page ("Waited ... in the server's run queue first."). One warm-up run first
+(loading the network, the first measurement of the step cost) is not counted.
+
+    python bench/bench_load.py --throughput 1,4,8      (make load runs it after the waves)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from pathlib import Path
+
+import bench_load as bl
+
+MODEL = "shapes_haar.pt"
+BATCH, STEPS = 16, 50
+COUNTS = (1, 4, 8)
+BUDGET = 0.9  # aggregate with 4 and 8 sessions vs one session alone
+RUN_TIMEOUT_MS = 900_000  # 8 runs queued on the 2 workers of a loaded 2-core machine
+
+
+def query(seed: int) -> str:
+    from ui import denoiser_choice, state
+
+    settings = denoiser_choice.network_settings(f"network:{MODEL}")
+    if not settings:
+        raise RuntimeError(f"assets/models/{MODEL} or its JSON sidecar is missing")
+    run = {"den": f"network:{MODEL}", "sampler": "ancestral", "steps": STEPS, "batch": BATCH}
+    params = state.query_params_all({**settings, "soft": 1.0, "device": "cpu", **run})
+    return "&".join(f"{k}={v}" for k, v in {**params, "seed": seed}.items())
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a ui.timing.format_duration text ('12.3 s', '2 min 0 s', '1 h 5 min')."""
+    units = {"h": 3600.0, "min": 60.0, "s": 1.0}
+    return sum(float(v) * units[u] for v, u in re.findall(r"([\d.]+)\s*(h|min|s)\b", text))
+
+
+async def open_session(browser, url: str, seed: int):
+    context = await browser.new_context(viewport={"width": 1200, "height": 1600})
+    context.set_default_timeout(bl.TIMEOUT_MS)
+    page = await context.new_page()
+    await page.goto(f"{url}/sampling?{query(seed)}")
+    await page.get_by_role("heading", name="Sampling").first.wait_for(state="visible")
+    await bl.wait_idle(page)
+    await page.get_by_text("Estimated time:").first.wait_for(state="visible")
+    return context, page
+
+
+async def run_session(page, index: int) -> dict:
+    out = {"index": index, "ok": False, "problems": []}
+    out["clicked"] = time.perf_counter()
+    try:
+        await page.get_by_role("button", name="Run", exact=True).click()
+        grid = page.locator('[data-testid="stImage"]').filter(
+            has_text=f"{BATCH} of {BATCH} samples"
+        )
+        await grid.first.wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
+        out["done"] = time.perf_counter()
+        await bl.wait_idle(page)
+        await bl.no_errors(page, "sampling", out["problems"])
+        waited = page.get_by_text("in the server's run queue first")
+        out["wait_s"] = (
+            parse_duration(await waited.first.inner_text()) if await waited.count() else 0.0
+        )
+        out["ok"] = not out["problems"]
+    except Exception as err:  # a timeout or a missing element: this session failed
+        out["problems"].append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+    return out
+
+
+async def measure(browser, url: str, n: int, first_seed: int) -> dict:
+    """N sessions opened, then Run pressed in all at once; the aggregate figures."""
+    opened = await asyncio.gather(*(open_session(browser, url, first_seed + i) for i in range(n)))
+    try:
+        outs = await asyncio.gather(*(run_session(p, i) for i, (_, p) in enumerate(opened)))
+    finally:
+        for context, _ in opened:
+            await context.close()
+    done = [o for o in outs if o["ok"]]
+    start = min(o["clicked"] for o in outs)
+    span = max(o["done"] for o in done) - start if done else float("nan")
+    return {
+        "sessions": n,
+        "completed": len(done),
+        "wall_s": round(span, 1),
+        "image_steps_per_s": round(len(done) * BATCH * STEPS / span, 1) if done else 0.0,
+        "slowest_session_s": round(max(o["done"] - o["clicked"] for o in done), 1) if done else 0,
+        "slowest_wait_s": round(max(o["wait_s"] for o in done), 1) if done else 0.0,
+        "problems": [
+            f"{n} sessions, session {o['index']}: {p}" for o in outs for p in o["problems"]
+        ],
+    }
+
+
+def run(counts=COUNTS, log_dir: Path | None = None) -> dict:
+    """Start a server, warm it up, measure each count, stop it; the report."""
+    from playwright.async_api import async_playwright
+
+    from ui import run_queue
+
+    log_dir = log_dir or bl.ROOT / "test-artifacts"
+    log_dir.mkdir(exist_ok=True)
+    workers, threads = run_queue.plan(
+        threads=run_queue._env_int("RGDIFF_RUN_THREADS"),
+        workers=run_queue._env_int("RGDIFF_RUN_WORKERS"),
+    )
+    report = {"model": MODEL, "batch": BATCH, "steps": STEPS, "cores": run_queue.usable_cores(),
+              "workers": workers, "threads": threads, "rows": [], "problems": []}  # fmt: skip
+    proc, url = bl.start_server(log_dir / "load-throughput-server.log")
+
+    async def drive():
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=bl.CHROMIUM, args=bl.CHROMIUM_ARGS)
+            try:
+                warm = await measure(browser, url, 1, 900)
+                report["warm_up_s"] = warm["wall_s"]
+                report["problems"] += warm["problems"]
+                for k, n in enumerate(counts):
+                    row = await measure(browser, url, n, 1000 * (k + 1))
+                    report["problems"] += row.pop("problems")
+                    report["rows"].append(row)
+            finally:
+                await browser.close()
+
+    errors: list[BaseException] = []
+
+    def in_thread():
+        try:
+            asyncio.run(drive())
+        except BaseException as err:  # handed to the caller
+            errors.append(err)
+
+    try:
+        worker = threading.Thread(target=in_thread)
+        worker.start()
+        worker.join()
+        if errors:
+            raise errors[0]
+    finally:
+        bl.stop_server(proc)
+    rows = report["rows"]
+    alone = next((r["image_steps_per_s"] for r in rows if r["sessions"] == 1), None)
+    for r in rows:
+        r["vs_one"] = round(r["image_steps_per_s"] / alone, 3) if alone else None
+        if r["completed"] < r["sessions"]:
+            report["problems"].append(f"{r['sessions']} sessions: {r['completed']} completed")
+        if r["sessions"] > 1 and alone and r["vs_one"] < BUDGET:
+            report["problems"].append(
+                f"{r['sessions']} sessions: {r['vs_one']:.0%} of one session's throughput "
+                f"(budget {BUDGET:.0%})"
+            )
+    return report
+
+
+def summary(report: dict) -> str:
+    lines = [
+        f"throughput: network {report['model']}, {report['batch']} samples x "
+        f"{report['steps']} steps per session, CPU; server run queue {report['workers']} "
+        f"workers x {report['threads']} torch thread(s) on {report['cores']} usable cores; "
+        f"warm-up run {report.get('warm_up_s', '?')} s (not counted)",
+        f"{'sessions':>8} {'completed':>9} {'wall s':>7} {'image-steps/s':>13} "
+        f"{'vs 1':>6} {'slowest session s':>17} {'slowest queue wait s':>20}",
+    ]
+    for r in report["rows"]:
+        vs = f"{r['vs_one']:.0%}" if r["vs_one"] is not None else "—"
+        lines.append(
+            f"{r['sessions']:>8} {r['completed']:>9} {r['wall_s']:>7} "
+            f"{r['image_steps_per_s']:>13} {vs:>6} {r['slowest_session_s']:>17} "
+            f"{r['slowest_wait_s']:>20}"
+        )
+    ok = not any("budget" in p for p in report["problems"])
+    lines.append(
+        f"budget: 4 and 8 sessions >= {BUDGET:.0%} of one session alone: "
+        + ("met" if ok else "NOT met")
+    )
+    lines += [f"PROBLEM: {p}" for p in report["problems"]]
+    return "\n".join(lines)
