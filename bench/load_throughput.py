@@ -61,16 +61,30 @@ async def open_session(browser, url: str, seed: int):
     return context, page
 
 
+async def watch_place(page, out: dict) -> None:
+    """Sets out["saw_place"] once the page shows its place in the run queue."""
+    while "done" not in out and not out["problems"]:
+        try:
+            if await page.get_by_text("Queued: place").count():
+                out["saw_place"] = True
+                return
+        except Exception:  # the page went away
+            return
+        await asyncio.sleep(0.5)
+
+
 async def run_session(page, index: int) -> dict:
-    out = {"index": index, "ok": False, "problems": []}
+    out = {"index": index, "ok": False, "problems": [], "saw_place": False}
     out["clicked"] = time.perf_counter()
     try:
         await page.get_by_role("button", name="Run", exact=True).click()
+        watcher = asyncio.create_task(watch_place(page, out))
         grid = page.locator('[data-testid="stImage"]').filter(
             has_text=f"{BATCH} of {BATCH} samples"
         )
         await grid.first.wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
         out["done"] = time.perf_counter()
+        await watcher
         await bl.wait_idle(page)
         await bl.no_errors(page, "sampling", out["problems"])
         waited = page.get_by_text("in the server's run queue first")
@@ -101,6 +115,7 @@ async def measure(browser, url: str, n: int, first_seed: int) -> dict:
         "image_steps_per_s": round(len(done) * BATCH * STEPS / span, 1) if done else 0.0,
         "slowest_session_s": round(max(o["done"] - o["clicked"] for o in done), 1) if done else 0,
         "slowest_wait_s": round(max(o["wait_s"] for o in done), 1) if done else 0.0,
+        "saw_place": sum(o["saw_place"] for o in outs),
         "problems": [
             f"{n} sessions, session {o['index']}: {p}" for o in outs for p in o["problems"]
         ],
@@ -174,14 +189,15 @@ def summary(report: dict) -> str:
         f"workers x {report['threads']} torch thread(s) on {report['cores']} usable cores; "
         f"warm-up run {report.get('warm_up_s', '?')} s (not counted)",
         f"{'sessions':>8} {'completed':>9} {'wall s':>7} {'image-steps/s':>13} "
-        f"{'vs 1':>6} {'slowest session s':>17} {'slowest queue wait s':>20}",
+        f"{'vs 1':>6} {'slowest session s':>17} {'slowest queue wait s':>20} "
+        f"{'saw their place':>15}",
     ]
     for r in report["rows"]:
         vs = f"{r['vs_one']:.0%}" if r["vs_one"] is not None else "—"
         lines.append(
             f"{r['sessions']:>8} {r['completed']:>9} {r['wall_s']:>7} "
             f"{r['image_steps_per_s']:>13} {vs:>6} {r['slowest_session_s']:>17} "
-            f"{r['slowest_wait_s']:>20}"
+            f"{r['slowest_wait_s']:>20} {r['saw_place']:>15}"
         )
     ok = not any("budget" in p for p in report["problems"])
     lines.append(
