@@ -13,6 +13,12 @@ All share one signature and call the denoiser once per stage with the full Noise
       = v sigmoid(gamma - log v). Exact for Gaussian data with independent components.
 - euler_maruyama: reverse SDE dz = -beta (z/2 + score) dt + sqrt(beta) dW.
 - heun_ode: probability-flow ODE dz/dt = -beta/2 (z + score), Heun's 2nd-order method.
+- ddim, dpm2m: the probability-flow ODE by an exponential integrator in each component's own
+      lambda_i = -gamma_i / 2 (docs/maths.md §2d, "Exponential integrator"), x0-prediction form
+      z_s = (sigma_s / sigma_t) z_t + alpha_s (1 - e^-h) d,  h = lambda_s - lambda_t;
+      ddim (1st order): d = x0_hat; dpm2m (2nd order, DPM-Solver++(2M) with x0_hat extrapolated
+      linearly in t from the previous step): d = x0_hat + (h_t / 2 h_t,prev)(x0_hat - x0_prev),
+      first order on the first step. Components with gamma_s == gamma_t have h = 0: a = 1, b = 0.
 
 After the last step the output is the denoiser's estimate at t = 0. Known components
 (hard conditioning) are held at their values throughout (gamma = -inf, beta = 0).
@@ -153,6 +159,42 @@ def _heun_step(z, x0_hat, st_t: NoiseState, st_s, h, generator, denoiser, t_s, k
     return _hold(st_t.frozen & st_s.frozen, z, z_s)
 
 
+def _exp_coefficients(st_t: NoiseState, st_s: NoiseState):
+    """(moved, a, b) of the exponential-integrator step z_s = a z_t + b d (docs/maths.md §2d):
+    a = sigma_s / sigma_t, b = alpha_s (1 - e^-h) = -alpha_s expm1((gamma_s - gamma_t) / 2);
+    a = 1 and b = 0 exactly where gamma_s == gamma_t (frozen, known: -inf == -inf). The
+    accuracy advisor reads them too."""
+    g_t, g_s = st_t.gamma, st_s.gamma
+    moved = g_s != g_t
+    diff = torch.where(moved, g_s - g_t, torch.zeros_like(g_t))
+    # sigma_s / sigma_t in log space: sigma_t is 0 for known components (and underflows near it)
+    log_sigma_ratio = 0.5 * (F.logsigmoid(g_s) - F.logsigmoid(g_t))
+    a = torch.where(moved, torch.exp(log_sigma_ratio), torch.ones_like(g_t))
+    return moved, a, -st_s.alpha * torch.expm1(0.5 * diff)
+
+
+def _ddim_step(z, x0_hat, st_t: NoiseState, st_s: NoiseState, h, generator, **_):
+    moved, a, b = _exp_coefficients(st_t, st_s)
+    return _hold(~moved, z, a * z + b * x0_hat)
+
+
+def dpm2m_weight(h: float, h_prev: float) -> float:
+    """w of d = x0_prev + w (x0_hat - x0_prev): x0_hat extrapolated linearly in t to the middle
+    of the step, w = 1 + h / (2 h_prev) (DPM-Solver++(2M) with its step ratio taken in t)."""
+    return 1.0 + 0.5 * h / h_prev
+
+
+def _dpm2m_step(z, x0_hat, st_t: NoiseState, st_s: NoiseState, h, generator, memory=None, **_):
+    moved, a, b = _exp_coefficients(st_t, st_s)
+    d = x0_hat
+    if memory is not None:
+        if "x0_hat" in memory:  # second order; the first step (t = 1) is ddim
+            d = torch.lerp(memory["x0_hat"], x0_hat, dpm2m_weight(h, memory["h"]))
+        # a copy: a denoiser may hand out one output buffer for every call
+        memory.update(x0_hat=x0_hat.clone(), h=h)
+    return _hold(~moved, z, a * z + b * d)
+
+
 def _hold(still: Tensor, z: Tensor, z_s: Tensor) -> Tensor:
     """z where `still` (frozen or known components keep their bits), else z_s. The broadcast
     select costs as much as a step's arithmetic, so on the CPU it is skipped when nothing is
@@ -167,6 +209,8 @@ SAMPLERS: dict[str, Callable] = {
     "ancestral_corrected": _ancestral_corrected_step,
     "euler_maruyama": _euler_maruyama_step,
     "heun_ode": _heun_step,
+    "ddim": _ddim_step,
+    "dpm2m": _dpm2m_step,
 }
 
 
@@ -238,6 +282,7 @@ def sample_latents(
             z = torch.where(mask, known[1], z)
         states = _grid_states(process, ts, mask, z)
         st_s = next(states)
+        memory: dict = {}  # what a multistep sampler carries from one step to the next
         for k in range(steps):
             t, s = float(ts[k]), float(ts[k + 1])
             st_t, st_s = st_s, next(states)
@@ -253,6 +298,7 @@ def sample_latents(
                 t_s=s,
                 known=known,
                 process=process,
+                memory=memory,
             )
             if ((k + 1) % every == 0 or k + 1 == steps) and not _all_finite(z):
                 raise _diverged(method, k, steps, s, st_t)
@@ -301,7 +347,8 @@ def sample(
 ) -> Tensor:
     """Draw n images (n, C, H, W) by integrating from the prior at t = 1 to t = 0.
 
-    method: ancestral | ancestral_corrected | euler_maruyama | heun_ode (`SAMPLERS`).
+    method: ancestral | ancestral_corrected | euler_maruyama | heun_ode | ddim | dpm2m
+    (`SAMPLERS`).
     known = (mask (D,) bool, values (D,) or
     (n, D) whitened) fixes components. callback(StepInfo) after each step.
     """

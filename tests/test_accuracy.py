@@ -1,6 +1,7 @@
-"""The accuracy advisor (rgdiff_core.accuracy) and the variance-corrected ancestral step
-(docs/maths.md §2d, §6 check 10): predictions against Monte-Carlo sampling with the exact
-Gaussian denoiser, the routes against each other, the step search, frozen bits, bad input."""
+"""The accuracy advisor (rgdiff_core.accuracy), the variance-corrected ancestral step and the
+exponential integrators ddim and dpm2m (docs/maths.md §2d, §6 check 10): predictions against
+Monte-Carlo sampling with the exact Gaussian denoiser, the routes against each other, the step
+search, the integrators' order, frozen bits, bad input."""
 
 import math
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from rgdiff_core.accuracy import (
+    SIGNED,
     Gaussian,
     accuracies,
     accuracy,
@@ -270,6 +272,44 @@ def test_steps_for_accuracy_reach_the_tolerance(softness):
     assert steps["ancestral_corrected"] < steps["ancestral"]
     floor = stiffness(process.schedule)["steps_needed"]
     assert steps["euler_maruyama"] >= floor and steps["heun_ode"] >= floor
+    # dpm2m: the fewest denoiser evaluations of all, and Monte Carlo agrees at its count
+    nfe = {m: nfe_count(m, n) for m, n in steps.items()}
+    assert min(nfe, key=nfe.get) == "dpm2m", nfe
+    _, ratio = mc_ratio(process, den, g, steps["dpm2m"], "dpm2m", seed=5)
+    assert abs(ratio - 1) < 0.02 + 4 * ratio_se(process, g, g.cov), (steps["dpm2m"], ratio)
+
+
+@pytest.mark.parametrize("method", SIGNED)
+def test_deterministic_samplers_stay_within_the_tolerance_above_their_count(method):
+    """Their error crosses zero on its way from under- to over-dispersion (dpm2m at s = 0.1:
+    within 2 % by chance at 17 steps, not at 20-40): the count returned is one from which 1.5
+    and 2 times as many steps pass too."""
+    process, _, g = digits(0.1)
+    n = steps_for_accuracy(process, g, method=method, tol=0.02)
+    for m in (n, n + 1, (3 * n + 1) // 2, 2 * n):
+        assert abs(accuracy(process, g, m, method).variance_ratio - 1) <= 0.02, (method, n, m)
+    if method == "dpm2m":
+        assert abs(accuracy(process, g, 17, method).variance_ratio - 1) <= 0.02 and n > 34
+
+
+def _limit_error(process, g, steps: int, method: str) -> float:
+    """|ratio - the exact sampler's ratio| on independent components, where the corrected
+    ancestral step is exact at any count (it keeps only E[u | z_0]'s shrinkage)."""
+    limit = accuracy(process, g, 1, "ancestral_corrected").variance_ratio
+    return abs(accuracy(process, g, steps, method).variance_ratio - limit)
+
+
+@pytest.mark.parametrize("method, order", [("ddim", 1), ("dpm2m", 2)])
+def test_exponential_integrators_converge_with_their_order(method, order):
+    """Independent components (diagonal route), s = 0.3: the exact Gaussian's variance error at
+    2N steps is the error at N over 2^order (ddim 1st order, dpm2m 2nd), and it reaches 1e-3."""
+    process, den = fields_fourier(softness=0.3)
+    g = gaussian_of(process, den)
+    errors = [_limit_error(process, g, n, method) for n in (80, 160, 320)]
+    for coarse, fine in zip(errors, errors[1:], strict=False):
+        assert 2**order * 0.85 < coarse / fine < 2**order * 1.15, errors
+    assert errors[-1] < (0.03 if order == 1 else 1e-3)
+    assert accuracy(process, g, 160, method).route == "diagonal"
 
 
 def test_steps_for_accuracy_from_images_and_denoiser_agree():
@@ -282,10 +322,12 @@ def test_steps_for_accuracy_from_images_and_denoiser_agree():
 # ---------------------------------------------------------------- the corrected step itself
 
 
+@pytest.mark.parametrize("method", ["ancestral_corrected", "ddim", "dpm2m"])
 @pytest.mark.parametrize("denoiser", ["gaussian", "empirical"])
-def test_corrected_step_frozen_components_do_not_move_bit_for_bit(denoiser):
-    """Clipped components (gamma_s == gamma_t) and known ones keep their bits, with the
-    denoiser's posterior variance (Gaussian) and with the schedule's v (empirical)."""
+def test_frozen_and_known_components_do_not_move_bit_for_bit(denoiser, method):
+    """Clipped components (gamma_s == gamma_t) and known ones keep their bits: the corrected
+    step with the denoiser's posterior variance (Gaussian) and with the schedule's v
+    (empirical); the exponential integrators, whose step there has h = 0."""
     basis = make_basis("wavelet", (1, SIZE, SIZE), wavelet="haar")
     spec = ProcessSpec(
         DataSpec("digits", SIZE),
@@ -308,7 +350,7 @@ def test_corrected_step_frozen_components_do_not_move_bit_for_bit(denoiser):
         den,
         6,
         40,
-        "ancestral_corrected",
+        method,
         generator=torch.Generator().manual_seed(8),
         callback=lambda info: seen.append(info.z.clone()),
         known=(mask, process.encode(DIGITS[:1])[0]),
@@ -326,6 +368,25 @@ def test_corrected_step_frozen_components_do_not_move_bit_for_bit(denoiser):
 def test_corrected_step_is_registered_with_one_evaluation_per_step():
     assert "ancestral_corrected" in SAMPLERS and "ancestral" in SAMPLERS
     assert nfe_count("ancestral_corrected", 50) == 51
+    assert nfe_count("ddim", 50) == nfe_count("dpm2m", 50) == 51
+
+
+def test_dpm2m_first_step_is_ddim_and_later_steps_use_the_previous_estimate():
+    """One step of dpm2m is one ddim step; over two steps they differ (the second uses the
+    previous x0_hat), and a known component sits at its value bit for bit in both."""
+    process, den, g = digits(1.0)
+    mask = torch.zeros(SIZE * SIZE, dtype=torch.bool)
+    mask[3] = True
+    known = (mask, torch.full((SIZE * SIZE,), 0.25))
+    runs = {}
+    for method in ("ddim", "dpm2m"):
+        for steps in (1, 2):
+            gen = torch.Generator().manual_seed(0)
+            runs[method, steps] = sample_latents(process, den, 4, steps, method, gen, known=known)
+    assert torch.equal(runs["ddim", 1], runs["dpm2m", 1])
+    assert not torch.allclose(runs["ddim", 2], runs["dpm2m", 2])
+    for u in runs.values():
+        assert torch.equal(u[:, 3], torch.full((4,), 0.25))
 
 
 # ---------------------------------------------------------------- bad input

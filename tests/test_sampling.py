@@ -115,7 +115,7 @@ def test_data_matched_prior_has_unit_second_moment(basis_name):
 # about 10 % at 100 steps here, 1 % at 1000. The checks run where that bias is below the
 # Monte-Carlo resolution; `test_bias_shrinks_with_steps` checks the rate itself.
 N = 1500
-STEPS = {"ancestral": 1000, "euler_maruyama": 1000, "heun_ode": 100}
+STEPS = {"ancestral": 1000, "euler_maruyama": 1000, "heun_ode": 100, "ddim": 1000, "dpm2m": 100}
 
 
 @pytest.mark.parametrize("basis_name", sorted(BASES))
@@ -137,7 +137,7 @@ def test_every_prior_and_softness(prior, softness):
     assert_matches(x, COV, slack=1)
 
 
-@pytest.mark.parametrize("method", ["euler_maruyama", "heun_ode"])
+@pytest.mark.parametrize("method", ["euler_maruyama", "heun_ode", "ddim", "dpm2m"])
 @pytest.mark.parametrize("softness", [math.inf, 1.0, 0.3])
 def test_every_sampler(method, softness):
     process, denoiser = build("fourier", "data", softness=softness)
@@ -201,7 +201,7 @@ def test_frozen_components_do_not_move_bit_for_bit():
     def callback(info):
         frozen_seen.append(info.z.clone())
 
-    for method in ("ancestral", "euler_maruyama", "heun_ode"):
+    for method in ("ancestral", "euler_maruyama", "heun_ode", "ddim", "dpm2m"):
         frozen_seen.clear()
         sample_latents(
             process,
@@ -225,7 +225,7 @@ def test_frozen_components_do_not_move_bit_for_bit():
 # ---------------------------------------------------------------- check 6: hard conditioning
 
 
-@pytest.mark.parametrize("method", ["ancestral", "euler_maruyama", "heun_ode"])
+@pytest.mark.parametrize("method", ["ancestral", "euler_maruyama", "heun_ode", "dpm2m"])
 def test_inpainting_matches_the_analytic_conditional(method):
     basis = BASES["pixel"]()
     prior = make_prior("data", basis, data=DATA)

@@ -14,11 +14,16 @@ x0_hat(z_0) ~ N(G_0 m + o_0, G_0 C G_0^T). Per step, with b the coefficient of x
     euler_maruyama       a = 1 + h (beta/2 - gamma'),  b = h gamma' alpha,  n^2 = h beta
     heun_ode             z_s = z - h/2 (d_t(z) + d_s(z - h d_t(z))),  d(z) = Q z + q with
                          Q = diag((gamma' - beta) / 2) - diag(gamma' alpha / 2) G;  no noise
+    ddim                 K = diag(a) + diag(b) G_t,  f = b o_t  (a = sigma_s / sigma_t,
+                         b = alpha_s (1 - e^-h), samplers._exp_coefficients);  no noise
+    dpm2m                z_s = a z_t + b (x0_prev + w (x0_t - x0_prev)), x0_j = G_j z_j + o_j:
+                         two steps back, so z is carried as an affine map of the start
 
 (a, b, c as in `samplers`; the corrected step's diag(P_t) is what GaussianDenoiser's
 `posterior_variance` returns). The grid, the float32 noise states and the held components
-(ancestral: gamma_s == gamma_t; Euler-Maruyama: frozen at t; Heun: frozen at t and s) are those
-of `samplers.sample_latents`, so the prediction is the sampler's, not the SDE's.
+(ancestral, ddim, dpm2m: gamma_s == gamma_t; Euler-Maruyama: frozen at t; Heun: frozen at t
+and s) are those of `samplers.sample_latents`, so the prediction is the sampler's, not the
+SDE's.
 
 Routes, same answer: diagonal (Sigma diagonal: everything elementwise, O(D) per step, a
 vectorised scan); eigen (every gamma_i equal at every grid time and nothing known, e.g. a scalar
@@ -60,6 +65,8 @@ __all__ = [
 ]
 
 EXPLICIT = ("euler_maruyama", "heun_ode")  # conditionally stable: stiffness()'s bound applies
+# deterministic: their variance error changes sign at small step counts and can pass by chance
+SIGNED = ("heun_ode", "ddim", "dpm2m")
 
 
 @dataclass(frozen=True)
@@ -248,7 +255,10 @@ def steps_for_accuracy(
     stiffness(schedule)["steps_needed"], the ancestral ones at 1. Found by doubling, then
     bisection whose trial points are interpolated in 1/steps (the plug-in steps' bias is first
     order) and fall back to the midpoint whenever a trial fails to halve the bracket; it assumes
-    that beyond the first passing count the error does not grow again.
+    that beyond the first passing count the error does not grow again. For the deterministic
+    samplers (SIGNED), whose error crosses zero on its way from under- to over-dispersion, a
+    count is kept only when 1, 1.5 and 2 times it pass too (else the search goes on above the
+    largest that failed), so the answer is where the error stays within tol.
     Raises ValueError (naming tol and max_steps) when even max_steps is not enough."""
     if method not in SAMPLERS:
         raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
@@ -275,7 +285,18 @@ def steps_for_accuracy(
             errors[n] = abs(ratio - 1) if math.isfinite(ratio) else math.inf
         return errors[n]
 
-    lo, hi = None, floor
+    search = (error, errors, max_steps, tol, method)
+    hi = _first_pass(None, floor, *search)
+    while method in SIGNED:
+        failed = [n for n in (hi + 1, -(-3 * hi // 2), 2 * hi) if n <= max_steps and error(n) > tol]
+        if not failed:
+            break
+        hi = _first_pass(failed[-1], min(2 * failed[-1], max_steps), *search)
+    return hi
+
+
+def _first_pass(lo: int | None, hi: int, error, errors, max_steps: int, tol: float, method: str):
+    """The first passing count above lo (failing, or None): doubling from hi, then bisection."""
     while error(hi) > tol:
         if hi >= max_steps:
             raise ValueError(

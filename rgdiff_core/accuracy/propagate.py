@@ -4,10 +4,15 @@ The maths and the routes are stated in the package docstring (rgdiff_core.accura
 docs/maths.md §2d); here each step is written as z_s = K z_t + f + n xi and run:
 
 - `diagonal_route`: Sigma diagonal (or the eigen route: Sigma's eigenbasis with one shared
-  state per time); every quantity is (steps, D) and the recursion one cumulative product.
+  state per time); every quantity is (steps, D) and the recursion one cumulative product
+  (dpm2m, which also reads the previous step's x0_hat: a loop over the steps).
 - `dense_route`: one Cholesky of M = A Sigma A + diag(sigma^2) per grid time, shared by every
   method of a call; rows of K that a step holds are never formed, and only the moving rows and
   columns of C are updated.
+
+dpm2m is deterministic and multistep (docs/maths.md §2d): its z_k is tracked as an affine map of
+the start, z_k = m_k + P_k xi with z_1 = m_1 + P_1 xi, xi ~ N(0, I), together with the previous
+step's x0_hat = x_k + X_k xi, and C = P P^T at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..samplers import _ancestral_coefficients, _grid_states
+from ..samplers import _ancestral_coefficients, _exp_coefficients, _grid_states, dpm2m_weight
 from ..schedules import NoiseState
 
 CHUNK_ENTRIES = 2**20  # per (steps, D) array of the diagonal route (8 MiB in float64)
@@ -80,6 +85,9 @@ class _Step:
         self.anc = (torch.where(moved, a, 1.0), torch.where(moved, b, 0.0))
         self.anc_var = torch.where(moved, var.clamp_min(0), 0.0)
         self.h = (ts[:-1] - ts[1:])[:, None]
+        self.exp = _exp_coefficients(
+            NoiseState(gamma[:-1], dgamma[:-1]), NoiseState(gamma[1:], dgamma[1:])
+        )[1:]
 
     def euler_maruyama(self, k: slice | int):
         """(a, b, n^2) at step k; held where frozen at t."""
@@ -106,14 +114,19 @@ def diagonal_route(g: Gaussian, grid, methods, known, values, scalar=False):
         gamma, dgamma = gamma[:, :1], dgamma[:, :1]
     m0 = torch.zeros_like(g.mean) if values is None else torch.where(known, values, 0.0)
     c0 = torch.ones_like(g.mean) if known is None else torch.where(known, 0.0, 1.0)
-    state = {method: (m0, c0) for method in methods}
+    state = {method: (m0, c0) for method in methods if method != "dpm2m"}
+    multi = {"dpm2m": (m0, c0, None)} if "dpm2m" in methods else {}
     steps, width = len(ts) - 1, max(1, CHUNK_ENTRIES // g.mean.numel())
     for k0 in range(0, steps, width):
         part = slice(k0, min(k0 + width, steps) + 1)  # grid times k0 .. k1, steps k0 .. k1 - 1
         co = _Step(ts[part], gamma[part], dgamma[part])
         gains = _gain_diagonal(g.cov, g.mean, gamma[part], known)
-        for method in methods:
+        for method in state:
             state[method] = _scan(*_diagonal_step(method, co, *gains), *state[method])
+        for method in multi:
+            multi[method] = _dpm2m_diagonal(co, *gains[:2], *multi[method])
+    for method, (mean, lin, _) in multi.items():
+        state[method] = (mean, lin * lin * c0)  # c0 is 0 or 1, so P_1 = c0
     gain0, offset0, _ = _gain_diagonal(g.cov, g.mean, gamma[-1], known)
     return {m: (gain0 * mean + offset0, gain0 * gain0 * var) for m, (mean, var) in state.items()}
 
@@ -130,11 +143,29 @@ def _diagonal_step(method: str, co: _Step, gain: Tensor, offset: Tensor, post: T
         return kz, f, torch.zeros_like(kz)
     if method == "euler_maruyama":
         a, b, n_sq = co.euler_maruyama(slice(None))
+    elif method == "ddim":
+        (a, b), n_sq = co.exp, torch.zeros(())
     else:
         (a, b), n_sq = co.anc, co.anc_var
         if method == "ancestral_corrected":
             n_sq = n_sq + b * b * post[:-1]
     return a + b * gain[:-1], b * offset[:-1], n_sq
+
+
+def _dpm2m_diagonal(co: _Step, gain, offset, mean, lin, prev):
+    """dpm2m over the steps of a chunk, elementwise: z = mean + lin xi; prev = (x0_hat's mean,
+    its lin, h) of the step before, None before the first step."""
+    a, b = co.exp
+    for k in range(len(co.h)):
+        x_mean, x_lin = gain[k] * mean + offset[k], gain[k] * lin
+        d_mean, d_lin = x_mean, x_lin
+        h = float(co.h[k])
+        if prev is not None:
+            w = dpm2m_weight(h, prev[2])
+            d_mean, d_lin = torch.lerp(prev[0], x_mean, w), torch.lerp(prev[1], x_lin, w)
+        mean, lin = a[k] * mean + b[k] * d_mean, a[k] * lin + b[k] * d_lin
+        prev = (x_mean, x_lin, h)
+    return mean, lin, prev
 
 
 def _scan(kz, f, n_sq, m, c):
@@ -178,6 +209,8 @@ def dense_route(g: Gaussian, grid, methods, known, values, full: bool):
     co, d, steps = _Step(ts, gamma, dgamma), g.mean.numel(), len(ts) - 1
     need = ~co.frozen  # Euler-Maruyama and Heun read the rows not frozen at t_j
     need[:-1] |= co.moved  # the ancestral steps read the rows they move
+    if "dpm2m" in methods:  # and dpm2m the previous step's x0_hat on them
+        need[:-2] |= co.moved[1:]
     need[-1] = True  # the output at t = 0
     if known is not None:
         need[:-1] &= ~known
@@ -195,20 +228,53 @@ def dense_route(g: Gaussian, grid, methods, known, values, full: bool):
     c0 = torch.eye(d, dtype=torch.float64)
     if known is not None:
         c0[known, known] = 0.0
-    state = {method: (m0.clone(), c0.clone()) for method in methods}
+    state = {method: (m0.clone(), c0.clone()) for method in methods if method != "dpm2m"}
+    multi = {"dpm2m": [m0.clone(), c0.clone(), None]} if "dpm2m" in methods else {}
     for k in range(steps):
-        for method in methods:
+        for method in state:
             rows, kmat, f, n_sq = _dense_step(method, co, k, gains)
             if rows.numel():
                 _apply(*state[method], rows, kmat, f, n_sq)
+        for carry in multi.values():
+            _dpm2m_dense(co, k, gains, carry)
         cache.pop(k, None)
     pos, gain0, offset0, _ = gains(steps)
+    for method, (m, lin, _) in multi.items():
+        state[method] = (m, lin @ lin.T)
     out = {}
     for method, (m, c) in state.items():
         gc = gain0 @ c
         cov = gc @ gain0.T if full else (gc * gain0).sum(1)
         out[method] = (gain0 @ m + offset0, 0.5 * (cov + cov.T) if full else cov)
     return out
+
+
+def _dpm2m_dense(co: _Step, k: int, gains, carry: list) -> None:
+    """dpm2m's step k in place on carry = [mean m, map P, prev]: z = m + P xi, prev = (rows,
+    x0_hat's mean and map on those rows, h) of step k - 1 (None at k = 0); only the rows that
+    move at step k change, and x0_hat is kept on the rows that move at step k or k + 1."""
+    m, lin, prev = carry
+    h = float(co.h[k])
+    rows = co.moved[k].nonzero().flatten()
+    keep = co.moved[k] if k + 1 == len(co.h) else co.moved[k] | co.moved[k + 1]
+    keep = keep.nonzero().flatten()
+    if keep.numel():
+        gain, offset, _ = _rows_of(gains(k), keep)
+        x_mean, x_lin = gain @ m + offset, gain @ lin
+    if rows.numel():
+        at = torch.searchsorted(keep, rows)  # rows are among keep (both sorted)
+        d_mean, d_lin = x_mean[at], x_lin[at]
+        if prev is not None:
+            w = dpm2m_weight(h, prev[3])
+            back = torch.searchsorted(prev[0], rows)  # step k - 1 kept every row moving at k
+            d_mean, d_lin = (
+                torch.lerp(prev[1][back], d_mean, w),
+                torch.lerp(prev[2][back], d_lin, w),
+            )
+        a, b = (x[k, rows] for x in co.exp)
+        m[rows] = a * m[rows] + b * d_mean
+        lin[rows] = a[:, None] * lin[rows] + b[:, None] * d_lin
+    carry[2] = (keep, x_mean, x_lin, h) if keep.numel() else None
 
 
 def _rows_of(gains_j, rows: Tensor) -> tuple[Tensor, ...]:
@@ -218,12 +284,15 @@ def _rows_of(gains_j, rows: Tensor) -> tuple[Tensor, ...]:
 
 def _dense_step(method: str, co: _Step, k: int, gains):
     """(rows, K[rows] (r, D), f[rows], n^2[rows]) of step k; other rows are held."""
-    if method in ("ancestral", "ancestral_corrected"):
+    if method in ("ancestral", "ancestral_corrected", "ddim"):
         rows = co.moved[k].nonzero().flatten()
         if not rows.numel():
             return (rows, None, None, None)
         gain, offset, post = _rows_of(gains(k), rows)
-        (a, b), n_sq = (x[k, rows] for x in co.anc), co.anc_var[k, rows]
+        if method == "ddim":
+            (a, b), n_sq = (x[k, rows] for x in co.exp), torch.zeros_like(post)
+        else:
+            (a, b), n_sq = (x[k, rows] for x in co.anc), co.anc_var[k, rows]
         if method == "ancestral_corrected":
             n_sq = n_sq + b * b * post
     elif method == "euler_maruyama":
