@@ -89,3 +89,17 @@ def test_compare_and_conditioning_show_their_estimates():
     assert "2 samples × 20 steps" in lines
     at = open_page("conditioning", {"steps": 10, "cn": 2, "task": "low_pass", "basis": "dct"})
     assert "2 samples × 10 steps" in estimate_line(at)
+
+
+def test_compare_and_conditioning_label_unfinished_runs():
+    at = open_page("compare", {"steps": 1000, "b_steps": 1000, "batch": 16, "tlimit": 0.05})
+    click(at, "run_compare")
+    grids = [i.caption for e in at.get("image") for i in e.proto.imgs]
+    unfinished = [c for c in grids if c.startswith("unfinished at t = ") and "(16 of 16)" in c]
+    assert len(unfinished) == 2 and not any("16 of 16 samples" in c for c in grids), grids
+    query = {"steps": 1000, "cn": 16, "tlimit": 0.05, "task": "low_pass", "basis": "dct"}
+    at = open_page("conditioning", query)
+    click(at, "run_cond")
+    grids = [i.caption for e in at.get("image") for i in e.proto.imgs]
+    assert any(c.startswith("unfinished at t = ") and "(16 of 16)" in c for c in grids), grids
+    assert "mean of 16 estimates x̂₀ (unfinished)" in grids

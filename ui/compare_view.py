@@ -62,10 +62,11 @@ def side_by_side(
         with col:
             st.markdown(f"**{name}:** {s.process.label()}")
             run_status(r)
-            what = unfinished_label(r) if r.cancelled else "samples"
+            shown = f"{min(r.n, 64)} of {r.n}"
+            what = f"{unfinished_label(r)} ({shown})" if r.cancelled else f"{shown} samples"
             st.image(
                 exports.grid_image(r.samples[:64], 8, zoom),
-                caption=f"{min(r.n, 64)} of {r.n} {what} · {r.method}, {r.steps} steps",
+                caption=f"{what} · {r.method}, {r.steps} steps",
             )
     rows = {}
     for name, s, r, (proc, den) in zip(names, specs, results, models, strict=True):

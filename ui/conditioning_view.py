@@ -347,11 +347,11 @@ def show_samples(run, task: str, mean_slot, zoom: int) -> None:
         viz.upscale(viz.to_uint8(run.samples.mean(0).clamp(-1, 1)), zoom),
         caption=f"mean of {run.n} {'estimates x̂₀ (unfinished)' if run.cancelled else 'samples'}",
     )
-    what = unfinished_label(run) if run.cancelled else "samples"
+    shown = f"{min(run.n, 32)} of {run.n}"
+    what = f"{unfinished_label(run)} ({shown})" if run.cancelled else f"{shown} samples"
     st.image(
         exports.grid_image(run.samples[:32], 8, zoom // 2 or 1),
-        caption=f"{min(run.n, 32)} of {run.n} {what} · {run.nfe} NFE · "
-        f"{timing.format_duration(run.wall_s)} · {run.device}",
+        caption=f"{what} · {run.nfe} NFE · {timing.format_duration(run.wall_s)} · {run.device}",
     )
     title = "spread: per-pixel std over samples" + (
         " (0 where known)" if task == "inpainting" else ""
