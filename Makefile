@@ -18,6 +18,7 @@ CHROMIUM  := /usr/bin/chromium
 
 help:
 	@echo "make run     create .venv if needed, install requirements, serve http://127.0.0.1:8501"
+	@echo "             (another port: make run PORT=8502)"
 	@echo "make test    install dev requirements and Debian chromium, then ruff check + pytest"
 	@echo "make fuzz    300 random control combinations on every page (CI runs a rotating 100)"
 	@echo "make load    8 concurrent browser sessions x 2 waves on a real server, then network"
@@ -44,8 +45,10 @@ venv: $(STAMP_RUN)
 
 venv-dev: $(STAMP_DEV)
 
+# Another port: make run PORT=8502
+PORT ?= 8501
 run: venv
-	$(PY) -m streamlit run app.py
+	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 # The browser tests drive Debian's chromium (no Playwright browser download).
 chromium:

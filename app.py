@@ -47,12 +47,12 @@ def home() -> None:
 2. a **prior**, the Gaussian the data relaxes to: white, data-matched or power law;
 3. a **noise schedule per component**: each basis component follows its own log-SNR path.
 
-The soft-conditioning schedule ties these together with one knob, **softness**. At softness 1 all
-components are denoised together, as in standard diffusion; as softness goes to 0 the components
-are generated one group after another, each conditioned on those before, which is autoregressive
-generation: coarse to fine in wavelets, low to high frequency in Fourier, by variance in PCA.
+The soft-conditioning schedule ties these together with one knob, **softness** s, which moves
+generation from diffusion (all components together) to autoregression (one group after another):
+coarse to fine in wavelets, low to high frequency in Fourier, by variance in PCA.
 """
     )
+    st.markdown("\n".join(f"- {line}." for line in state.SOFTNESS_STORY))
     st.caption("Paper: Gerdes, Welling, Cheng, *GUD: Generation with Unified Diffusion*, 2024.")
     st.subheader("Presets")
     st.caption(
@@ -79,7 +79,9 @@ generation: coarse to fine in wavelets, low to high frequency in Fourier, by var
         st.page_link(state.PAGE_FILES[page], label=f"{PAGE_TITLES[page]}: {text}")
 
 
-st.set_page_config(page_title="rgdiff", layout="wide")
+# An emoji favicon: a page's :material/...: icon would make the browser fetch its SVG from
+# fonts.gstatic.com, and nothing may be fetched at run time.
+st.set_page_config(page_title="rgdiff", page_icon="🌀", layout="wide")
 pg = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),

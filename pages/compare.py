@@ -26,7 +26,7 @@ for col, prefix, name in ((c1, "", "A"), (c2, "b_", "B")):
         sides.append((name, spec, method, steps))
 s1, s2, s3 = st.columns(3)
 with s1:
-    kind = denoiser_choice.denoiser_picker(data)
+    kind = denoiser_choice.denoiser_picker(data, prefixes=("", "b_"))
 with s2:
     batch = run_controls.batch_input()
 with s3:

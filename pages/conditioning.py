@@ -18,6 +18,7 @@ st.caption(
 data = data_spec()
 
 task = view.task_picker()
+view.open_on_task_basis(task)
 left, right = st.columns([1, 2.2], gap="large")
 with left:
     spec = widgets.process_picker(data, "")

@@ -247,12 +247,30 @@ def curves_csv(t: np.ndarray, columns: dict[str, np.ndarray]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def basis_function_grid(basis, indices: Sequence[int], ncols: int = 8) -> np.ndarray:
-    """Basis functions (rows of U) at `indices` tiled into one (C, H', W') image, each scaled
-    to [-1, 1] by its own largest |value| (grey = 0)."""
+# The lines between basis-function tiles, #2b5f8c on the [-1, 1] scale: a colour no grey tile
+# has, so a flat white tile (a DC component) or a flat grey one still shows its edges.
+FRAME_RGB = (43 / 127.5 - 1, 95 / 127.5 - 1, 140 / 127.5 - 1)
+
+
+def basis_function_grid(
+    basis, indices: Sequence[int], ncols: int = 8, frame: Sequence[float] = FRAME_RGB
+) -> np.ndarray:
+    """Basis functions (rows of U) at `indices` tiled into one RGB (3, H', W') image, each
+    scaled to [-1, 1] by its own largest |value| (grey = 0), with 1-pixel lines of colour
+    `frame` (RGB in [-1, 1]) between the tiles and around the grid. Grey bases (C = 1) are
+    repeated over the three channels; C must be 1 or 3."""
     imgs = to_numpy(basis.basis_images(list(indices)))
+    if imgs.shape[1] not in (1, 3):
+        raise ValueError(f"basis images must have 1 or 3 channels, got {imgs.shape[1]}")
     peak = np.abs(imgs).reshape(len(imgs), -1).max(1).clip(1e-12)[:, None, None, None]
-    return image_grid(imgs / peak, ncols=ncols, pad=1, pad_value=1.0)
+    imgs = np.repeat(imgs / peak, 3 // imgs.shape[1], axis=1)
+    n, _, h, w = imgs.shape
+    ncols = max(1, min(int(ncols), n))
+    blank = np.full((math.ceil(n / ncols) * ncols - n, *imgs.shape[1:]), np.inf)
+    grid = image_grid(np.concatenate([imgs, blank]), ncols=ncols, pad=1, pad_value=np.nan)
+    grid = np.pad(grid, ((0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+    grid = np.where(np.isnan(grid), np.asarray(frame, dtype=float)[:, None, None], grid)
+    return np.where(np.isinf(grid), 1.0, grid)  # empty slots of the last row: page white
 
 
 def log_magnitude(layout: CoefficientLayout, floor: float = 1e-6) -> np.ndarray:

@@ -130,3 +130,20 @@ def test_fourier_layout_is_the_centred_spectrum(shape):
 def test_layout_checks_the_length():
     with pytest.raises(ValueError, match="c must have 16 entries"):
         viz.coefficient_layout(make_basis("pixel", (1, 4, 4)), np.zeros(15))
+
+
+def test_basis_function_grid_frames_every_tile():
+    """Tiles sit in a coloured frame, so a flat white tile (the DCT's DC component) still
+    shows on a white page; inside each tile the grey values are the basis function's."""
+    bas = make_basis("dct", (1, 4, 4))
+    grid = viz.basis_function_grid(bas, [0, 1, 2], ncols=2)
+    assert grid.shape == (3, 1 + 2 * 5, 1 + 2 * 5)
+    frame = np.asarray(viz.FRAME_RGB)[:, None]
+    for line in (grid[:, 0, :], grid[:, -1, :], grid[:, :, 0], grid[:, 5, :], grid[:, :, 5]):
+        np.testing.assert_allclose(line, np.broadcast_to(frame, line.shape))
+    np.testing.assert_allclose(grid[:, 1:5, 1:5], 1.0)  # DC: flat, scaled to its peak
+    tile = grid[:, 1:5, 6:10]
+    assert np.all(tile[0] == tile[1]) and tile.min() < 0 < tile.max()  # grey, signed
+    assert np.all(grid[:, 6:10, 6:10] == 1.0)  # the empty slot is white
+    rgb = viz.to_uint8(grid)
+    assert rgb.shape == (11, 11, 3) and tuple(rgb[0, 0]) == (43, 95, 140)

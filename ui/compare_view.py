@@ -73,12 +73,18 @@ def side_by_side(
         bits = held_out.bits_per_dim(s.process, s.denoiser, proc, den)
         rows[name] = {**held_out.metrics_row(r, data), **held_out.likelihood_row(bits)}
     rows["held-out data (reference)"] = {"NN distance to train": held_out.reference_distance(data)}
-    # empty cells read "—", not "None", and the numbers stay numbers
-    st.dataframe(pd.DataFrame(rows).T.style.format(na_rep="—", precision=4), key="metrics_table")
+    # empty cells read "—", not "None", and the numbers stay numbers: the browser's grid shows
+    # a missing value as its placeholder, whatever the Styler says
+    st.dataframe(
+        pd.DataFrame(rows).T.style.format(na_rep="—", precision=4),
+        key="metrics_table",
+        placeholder="—",
+    )
     st.caption(
-        "Lower is better for every metric but NFE and wall time. NFE: denoiser evaluations. "
-        "The reference row is the held-out set's own distance to the training set: samples "
-        f"well below it copy training items. Bits/dim: the negative ELBO of the first "
+        "Lower is better for bits/dim, RAPSD log-error and sliced Wasserstein. NN distance to "
+        "train is best near the reference row, the held-out set's own distance to the "
+        "training set: samples well below it copy training items. NFE: denoiser "
+        f"evaluations. Bits/dim: the negative ELBO of the first "
         f"{held_out.N_LIKELIHOOD} held-out images (continuous density on the [−1, 1] scale; "
         "+ log2 127.5 = 6.99 for 8-bit images), with its three terms in nats per image; not "
         "shown for the exact empirical denoiser, which knows only training items (its bound "
@@ -117,9 +123,14 @@ def sweep_results(sweep_runs: list[ex.SamplingRun], spec: RunSpec) -> None:
     frame = pd.DataFrame(table)
     frame["softness"] = [state.format_softness(s) for s in frame["softness"]]
     st.dataframe(
-        frame.set_index("softness").style.format(na_rep="—", precision=4), key="sweep_table"
+        frame.set_index("softness").style.format(na_rep="—", precision=4),
+        key="sweep_table",
+        placeholder="—",
     )
     st.caption(
+        "Rows from the largest softness (s = ∞: diffusion) down to the smallest "
+        "(autoregressive). Lower is better for bits/dim, RAPSD log-error and sliced "
+        "Wasserstein; NN distance to train is best near the held-out line. "
         f"{len(sweep_runs)} runs, {sum(r.n for r in sweep_runs)} samples in "
         f"{timing.format_duration(sum(r.wall_s for r in sweep_runs))} on "
         f"{cache.device_label(data.device)}; "

@@ -71,6 +71,20 @@ def task_picker() -> str:
     return task
 
 
+OPENED_KEY = "_rgdiff_conditioning_opened"
+
+
+def open_on_task_basis(task: str) -> None:
+    """The first time the page opens in a session, start on a basis the task can use (pixel
+    for inpainting), unless the link names a basis; later choices are the user's own."""
+    if st.session_state.get(OPENED_KEY):
+        return
+    st.session_state[OPENED_KEY] = True
+    current = st.session_state.get("basis", state.default("basis"))
+    if "basis" not in st.query_params and current not in bases_for(task):
+        st.session_state["basis"] = bases_for(task)[0]
+
+
 def require_basis(task: str, spec: ProcessSpec) -> None:
     """Stop the page with a button to switch when the basis cannot express the task."""
     need = bases_for(task)

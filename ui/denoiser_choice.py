@@ -44,7 +44,10 @@ def denoiser_label(kind: str) -> str:
     return DENOISER_LABELS.get(kind, f"trained network ({kind.removeprefix('network:')})")
 
 
-def denoiser_picker(data: DataSpec, key: str = "den") -> str:
+def denoiser_picker(data: DataSpec, key: str = "den", prefixes: tuple[str, ...] = ("",)) -> str:
+    """The denoiser selectbox. Choosing a trained network sets the controls (those of every
+    process prefix on the page) to the settings it was trained for before the page reruns,
+    so it never first runs with a mismatch."""
     kinds = denoiser_kinds(data)
     chosen = st.session_state.get(key)
     if chosen not in kinds:
@@ -60,6 +63,8 @@ def denoiser_picker(data: DataSpec, key: str = "den") -> str:
         index=kinds.index(state.default(key)),
         key=key,
         bind=BIND,
+        on_change=network_chosen,
+        args=(key, prefixes),
         help="What estimates x̂₀ = E[x₀ | x_t]. Exact empirical: the optimal denoiser of the "
         "training set itself, so it reproduces training items. Exact Gaussian: the posterior "
         "mean of a Gaussian (fitted to any dataset, or the true field covariance). Trained "
@@ -70,7 +75,7 @@ def denoiser_picker(data: DataSpec, key: str = "den") -> str:
         st.button(
             "Use the settings this network was trained for",
             on_click=apply_network_settings,
-            args=(kind,),
+            args=(kind, prefixes),
             key=f"{key}_net_settings",
             help="Dataset, image size, basis, prior and schedule targets of the checkpoint; "
             "the softness stays free (the network serves a range of softness values).",
@@ -105,10 +110,19 @@ def network_settings(kind: str) -> dict[str, Any]:
     return out
 
 
-def apply_network_settings(kind: str) -> None:
-    """on_click: set the controls to the network's process (before any widget is drawn)."""
+def apply_network_settings(kind: str, prefixes: tuple[str, ...] = ("",)) -> None:
+    """Callback: set the controls to the network's process (before any widget is drawn).
+    Dataset and size are the shared sidebar's; the process keys get each prefix."""
     for key, value in network_settings(kind).items():
-        st.session_state[key] = value
+        for prefix in ("",) if key in state.SIDEBAR_DEFAULTS else prefixes:
+            st.session_state[prefix + key] = value
+
+
+def network_chosen(key: str, prefixes: tuple[str, ...] = ("",)) -> None:
+    """on_change of the denoiser selectbox: a network brings its trained settings."""
+    kind = st.session_state.get(key)
+    if isinstance(kind, str) and kind.startswith("network:"):
+        apply_network_settings(kind, prefixes)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the denoiser…")

@@ -45,8 +45,12 @@ def image_fig(
     showscale: bool = True,
 ) -> go.Figure:
     """A heatmap drawn like an image (row 0 at the top, square pixels); wavelet sub-band
-    squares outlined when `bands` are given."""
+    squares outlined when `bands` are given. The horizontal colour bar sits under the plot,
+    at the figure's bottom edge when there is an x-axis title, so it never covers the title."""
     h, w = values.shape
+    bar_at = {"y": -0.12, "yanchor": "top"}
+    if x_title:
+        bar_at = {"yref": "container", "y": 0.0, "yanchor": "bottom"}
     fig = go.Figure(
         go.Heatmap(
             z=values,
@@ -61,9 +65,8 @@ def image_fig(
                 "title": {"text": colorbar_title, "side": "right"},
                 "thickness": 10,
                 "orientation": "h",
-                "y": -0.12,
-                "yanchor": "top",
                 "len": 0.9,
+                **bar_at,
             },
             hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>",
         )
@@ -88,8 +91,9 @@ def image_fig(
             )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", title=y_title)
     fig.update_xaxes(constrain="domain", title=x_title)
-    fig = _layout(fig, title, height)
-    fig.update_layout(margin={"l": 30, "r": 10, "t": 36, "b": 10})
+    bottom = 95 if x_title and showscale else 10
+    fig = _layout(fig, title, height + bottom - 10)  # the bar's room comes on top of height
+    fig.update_layout(margin={"l": 30, "r": 10, "t": 36, "b": bottom})
     return fig
 
 

@@ -100,6 +100,17 @@ def format_softness(s: float) -> str:
     return "inf" if math.isinf(s) else f"{s:g}"
 
 
+# What the softness means (docs/maths.md §2, "The three limits"): the Home page and the
+# slider's help tell the same story from these lines.
+SOFTNESS_STORY = (
+    "s = ∞: every component has the same SNR at every time, so all are generated together "
+    "(the diffusion end)",
+    "s = 1: a soft order; with the variance order these are exactly the SNR paths of standard "
+    "diffusion, where high-variance components emerge before low-variance ones",
+    "s → 0 (with the clip): autoregressive, one group of components after another in the "
+    "basis's order, each conditioned on those before",
+)
+
 SOFT_TEXT = tuple(format_softness(s) for s in SOFTNESS)  # the sweep's options, as shown
 SWEEP_DEFAULT = tuple(format_softness(s) for s in SWEEP_SOFTNESS)
 SAMPLING_MODES = ("single", "sweep")

@@ -188,10 +188,9 @@ def softness_slider(prefix: str = "", label: str | None = None) -> float:
         format_func=state.format_softness,
         key=prefix + "soft",
         bind=BIND,
-        help="Softness s of the soft-conditioning schedule (log scale). s = 1 with variance "
-        "order: standard diffusion; s → ∞ (inf): equal SNR for every component; "
-        "s → 0 (with clip): autoregressive, one group of components after another "
-        "(stiffer, needs more steps).",
+        help="Softness s of the soft-conditioning schedule (log scale; inf = ∞). "
+        + "; ".join(state.SOFTNESS_STORY)
+        + " (stiffer, needs more steps).",
     )
 
 
@@ -265,9 +264,13 @@ def schedule_picker(prefix: str = "", softness_slot: Any = None, dim: int = 0) -
         with softness_slot:
             softness = softness_slider(prefix)
             left, right = st.columns(2)
-            left.caption("◀ diffusion: s = inf gives equal SNR, s = 1 standard diffusion")
+            left.caption(
+                "◀ diffusion: s = ∞ all components at one SNR, generated together; s = 1 a "
+                "soft order (with variance order: standard diffusion)"
+            )
             right.caption(
-                "autoregressive: s → 0, one group after another ▶", text_alignment="right"
+                "autoregressive: s → 0, one group after another in the basis's order ▶",
+                text_alignment="right",
             )
     else:
         softness = softness_slider(prefix, label="Softness (diffusion ⟵ ⟶ AR)")
