@@ -11,12 +11,28 @@ Per step, for a batch of whitened training components u (B, D):
       p_inf, otherwise log-uniform on [softness_min, softness_max]
     gamma = soft_conditioning_state(labels, log v, 1/s, t, gamma_denoise, gamma_noise, clip)
     z = alpha u + sigma eps,   v = alpha eps - sigma u,   eps ~ N(0, I)
-    loss = mean_b  sum_i (v_hat_bi - v_bi)^2 / D
+    loss = mean_b  sum_i w_bi (v_hat_bi - v_bi)^2 / D    (w: the weighting below)
 
-Weighting: the loss is the plain (uniform) v-MSE over components. Since v_hat - v =
+Weighting (`loss_weight`). "v": the plain (uniform) v-MSE over components. Since v_hat - v =
 (u - x0_hat) / sigma, it equals the x0-MSE with weight 1 / sigma_i^2 = 1 + SNR_i per component
 (SNR of the whitened process, e^-gamma_i): nearly-clean components are weighted up, but only up to
-1 + e^-gamma_denoise (about 1100 at gamma = -7), and no component is divided by zero.
+1 + e^-gamma_denoise (about 1100 at gamma = -7), and no component is divided by zero. "elbo": the
+continuous-time ELBO's weight, 1/2 gamma_i'(t) e^-gamma_i (u_i - x0_hat_i)^2 = 1/2 gamma_i'(t)
+alpha_i^2 (v_hat_i - v_i)^2 (docs/maths.md §4), normalised to mean 1 over the batch: components
+frozen at (t, s) (gamma' = 0, clipped at either end) weigh nothing, so the network's capacity
+goes to the components that are being generated. Normalised over the batch, not per example: the
+ELBO's weight integrated over t is the same for every schedule of the family, while a per-example
+normalisation would give an example with one moving component D times its share.
+
+Gaussian residual (`gaussian_rank` r >= 1): the denoiser is denoisers.residual's
+GaussianResidualDenoiser, x0_hat = the exact Gaussian's (covariance: top r eigenpairs + diagonal
+of the fit on the first GAUSSIAN_FIT_ITEMS items) + a residual whose output layer starts at 0, the
+network reading gamma also as an image (2C input channels). Known masks (`p_known`): that share
+of examples gets a random set of known components (gamma = -inf, z = u, weight 0; trainer's
+random_known), so hard conditioning is part of training. Learning rate (`lr_schedule`): linear
+warm-up, then constant or a cosine decay to 0 at `steps`. gamma_noise None: the noised-end target
+is chosen as the app's auto (prior term <= 0.05 nat) at s = inf, the softness where the prior term
+is largest, so every softness of the family ends within the target.
 
 The process (basis, prior, labels, v_i) is built by rgdiff_core.specs.build_process from the
 config's ProcessSpec (`TrainConfig.process_spec()`), exactly as the app builds it: statistics from
