@@ -408,7 +408,7 @@ def test_sampling_advises_the_steps_for_two_percent():
     """100 ancestral steps lose variance (the plug-in step): the page says how much and how
     many steps are within 2 %; the button sets them and the warning becomes a caption. The
     sweep shows the same check for every softness."""
-    at = open_page("sampling")
+    at = open_page("sampling", {"sampler": "ancestral"})
     warned = [w.value for w in at.warning if "Expected variance ratio" in w.value]
     assert len(warned) == 1 and "lose" in warned[0]
     (button,) = [b for b in at.button if b.key == "use_steps"]
@@ -418,5 +418,5 @@ def test_sampling_advises_the_steps_for_two_percent():
     assert at.number_input(key="steps").value == need
     assert not [w for w in at.warning if "Expected variance ratio" in w.value]
     assert any("within 2%" in c.value for c in at.caption)
-    sweep = open_page("sampling", {"mode": "sweep", "steps": 50})
+    sweep = open_page("sampling", {"mode": "sweep", "steps": 50, "sampler": "ancestral"})
     assert "s = 0.1: " in texts(sweep.warning) and "s = inf: " in texts(sweep.warning)

@@ -26,6 +26,8 @@ SAMPLER_LABELS = {
     "ancestral_corrected": "ancestral, variance-corrected",
     "euler_maruyama": "Euler–Maruyama",
     "heun_ode": "probability-flow ODE (Heun)",
+    "ddim": "probability-flow ODE, exponential (DDIM)",
+    "dpm2m": "probability-flow ODE, exponential 2nd order (DPM-Solver++ 2M)",
 }
 
 
