@@ -12,7 +12,8 @@ bits/dim (rgdiff_core.likelihood.elbo, net and gaussian; the empirical bound is 
 8-bit glyphs of the uniformly dequantised images, a bound on the discrete images' -log2 P / D
 (bpd_8bit); for other data the continuous density's.
 Conditioning (net and gaussian, at --cond-softness), one held-out image per sample as the
-source, tasks by basis: pixel: left half known, centre square known, extension by 8 columns;
+source, tasks by basis: pixel: left half known, centre square known, extension by 8 columns
+(the window of conditioning.extend_columns at stride 8: the source's last 24 columns known);
 wavelet: super-resolution from the coarse 8 x 8 level; DCT / Fourier: low-pass |k| <= 4 known.
 Their FD against held-out images (another n of them) is compared with the unconditional
 samples' FD against the same images.
@@ -117,17 +118,17 @@ TASKS = ("left_half", "centre_square", "superres_8", "lowpass_4", "extend_8")
 
 
 def _conditional(process, den, task, sources, steps, method, seed) -> torch.Tensor | None:
-    if task == "extend_8":
+    if task == "extend_8":  # one window of conditioning.extend_columns with stride 8, batched
         if process.basis.name != "pixel":
             return None
-        out = []
-        for i, img in enumerate(sources):
-            gen = torch.Generator(device=process.device).manual_seed(seed + i)
-            wide = cond.extend_columns(
-                process, den, img[None], 8, steps=steps, method=method, generator=gen, stride=4
-            )
-            out.append(wide[..., -process.shape[2] :])  # the last W columns: 8 of them new
-        return torch.cat(out).clamp(-1, 1)
+        width = process.shape[2]
+        shifted = torch.zeros_like(sources)
+        shifted[..., : width - 8] = sources[..., 8:]  # the canvas's last W - 8 columns, known
+        cols = torch.arange(width).expand(process.shape)
+        mask = (cols < width - 8).flatten().to(process.device)
+        with torch.no_grad():
+            values = process.encode(shifted.to(process.device))
+        return _draw(process, den, len(sources), steps, method, seed, (mask, values))
     known = _known(process, task, sources)
     if known is None:
         return None
