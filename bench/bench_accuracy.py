@@ -4,6 +4,7 @@ bench/results/accuracy.md; asserts nothing.
 
     python bench/bench_accuracy.py                   # all tables (6-10 min on one core)
     python bench/bench_accuracy.py --steps-size 32   # the steps table at 32x32 too (hours)
+    python bench/bench_accuracy.py --only nfe        # table 3 alone, put into the results file
 
 1. Energy ratios: digits 32x32, DCT, variance order, clip, the exact Gaussian fitted to the
    training split (GaussianDenoiser.fit), 100 steps. Rows (prior, softness, gamma_noise):
@@ -21,6 +22,11 @@ bench/results/accuracy.md; asserts nothing.
    so at D = 1024 a search through thousands of steps takes many minutes per cell; the table is
    therefore computed at --steps-size (default 16, D = 256), the same setting otherwise.
    2b: the same at 32x32 for the independent-components Gaussian (the app's advice; cheap).
+3. Steps and denoiser evaluations (NFE = steps x evaluations per step + the final one,
+   samplers.nfe_count) for tol = 0.02 for every registered sampler, the exponential
+   integrators ddim and dpm2m included (docs/maths.md §2d), at table 2's setting: fewest NFE
+   is most accurate per second, since a step costs about one denoiser call. Heun is also given
+   from 1 step (below its stability bound, which the search starts at), for a fair count.
 
 One intra-op thread: on two shared cores OpenMP threads spin (measured 30x slower per op).
 """
@@ -48,7 +54,7 @@ from rgdiff_core.accuracy import (  # noqa: E402
 )
 from rgdiff_core.data import load_dataset  # noqa: E402
 from rgdiff_core.denoisers import GaussianDenoiser  # noqa: E402
-from rgdiff_core.samplers import sample_latents  # noqa: E402
+from rgdiff_core.samplers import SAMPLERS, nfe_count, sample_latents  # noqa: E402
 from rgdiff_core.schedules import stiffness  # noqa: E402
 from rgdiff_core.specs import (  # noqa: E402
     BasisSpec,
@@ -65,6 +71,8 @@ ROWS = [("white", 1.0, 3.0), ("data", 1.0, 3.0), ("data", 1.0, 10.0)] + [
 ]
 STEP_SOFTNESS = (math.inf, 1.0, 0.3, 0.1)
 METHODS = ("ancestral", "ancestral_corrected", "euler_maruyama", "heun_ode")
+NFE_METHODS = tuple(SAMPLERS)  # table 3: every registered sampler
+_STEPS: dict[tuple, str] = {}  # (size, s, method) -> table 2's cell, reused by table 3
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.md"
 NOTES = [
     "Notes.",
@@ -189,12 +197,7 @@ def steps_table(size: int, independent: bool = False) -> list[str]:
         if independent:
             g = gaussian_of(process, (g.mean, g.variances))
         start = time.perf_counter()
-        cells = []
-        for method in METHODS:
-            try:
-                cells.append(str(steps_for_accuracy(process, g, method=method, tol=TOL)))
-            except ValueError as err:  # not reached within max_steps
-                cells.append(f"> 10000 ({err})")
+        cells = [_steps(size, s, process, g, method, keep=not independent) for method in METHODS]
         bound = stiffness(process.schedule)["steps_needed"]
         seconds = time.perf_counter() - start
         lines.append(f"| {fmt_s(s)} | {bound} | " + " | ".join(cells) + f" | {seconds:.0f} |")
@@ -202,14 +205,113 @@ def steps_table(size: int, independent: bool = False) -> list[str]:
     return lines
 
 
+def _steps(size, s, process, g, method: str, keep: bool = True) -> str:
+    """steps_for_accuracy as a table cell (the reason when max_steps is not enough)."""
+    key = (size, s, method)
+    if key not in _STEPS or not keep:
+        try:
+            cell = str(steps_for_accuracy(process, g, method=method, tol=TOL))
+        except ValueError as err:  # not reached within max_steps
+            cell = f"> 10000 ({err})"
+        if not keep:
+            return cell
+        _STEPS[key] = cell
+    return _STEPS[key]
+
+
+def _below_bound(process, g, steps: int, method: str) -> int:
+    """The smallest count down to which `method` stays within TOL below `steps` (steps_for_accuracy
+    starts explicit samplers at their stability bound)."""
+    while steps > 1 and abs(accuracy(process, g, steps - 1, method).variance_ratio - 1) <= TOL:
+        steps -= 1
+    return steps
+
+
+def nfe_table(size: int) -> list[str]:
+    """Table 3: steps and NFE for TOL for every sampler (the fitted Gaussian, dense route)."""
+    lines = [
+        f"### 3. Steps (NFE) for a total variance ratio within {TOL} of 1, every sampler "
+        f"(digits {size}x{size}, DCT, data prior, variance order, clip, γ̃_n = 10)",
+        "",
+        "| s | stability bound | " + " | ".join(NFE_METHODS) + " | heun_ode from 1 step "
+        "| fewest NFE | search s |",
+        "|---|---|" + "---|" * len(NFE_METHODS) + "---|---|---|",
+        "| NFE per step | | "
+        + " | ".join(str(nfe_count(m, 1) - 1) for m in NFE_METHODS)
+        + " | 2 | | |",
+    ]
+    for s in STEP_SOFTNESS:
+        process, den = build(size, "data", s, 10.0)
+        g = gaussian_of(process, den)
+        start = time.perf_counter()
+        nfe = {}
+        cells = []
+        for method in NFE_METHODS:
+            cell = _steps(size, s, process, g, method)
+            if cell.isdigit():
+                nfe[method] = nfe_count(method, int(cell))
+                cell = f"{cell} ({nfe[method]})"
+            cells.append(cell)
+        heun = _STEPS[(size, s, "heun_ode")]
+        free = _below_bound(process, g, int(heun), "heun_ode") if heun.isdigit() else None
+        free_cell = "—" if free is None else f"{free} ({nfe_count('heun_ode', free)})"
+        best = ", ".join(m for m in nfe if nfe[m] == min(nfe.values())) or "—"
+        bound = stiffness(process.schedule)["steps_needed"]
+        seconds = time.perf_counter() - start
+        lines.append(
+            f"| {fmt_s(s)} | {bound} | " + " | ".join(cells) + f" | {free_cell} | {best} "
+            f"| {seconds:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines + ["", *NFE_NOTE]
+
+
+NFE_NOTE = [
+    "NFE = steps × evaluations per step + 1 (the estimate at t = 0, samplers.nfe_count); a "
+    "step costs about one denoiser evaluation, so the fewest NFE is the most accurate per "
+    "second. Euler–Maruyama and Heun start at their stability bound (stiffness steps_needed); "
+    "'heun_ode from 1 step' is how far below it Heun stays within 2 % on this Gaussian (a "
+    "network, or a stiffer schedule, can diverge there). For the deterministic samplers "
+    "(heun_ode, ddim, dpm2m) a count is kept only when 1.5 and 2 times it pass too: their "
+    "error changes sign between few and many steps, so a smaller count can pass by chance. "
+    "ddim and dpm2m: the exponential integrator in each component's λ = −γ/2, first and "
+    "second order (docs/maths.md §2d).",
+]
+
+
+def splice(text: str, table: list[str]) -> str:
+    """`text` (a results file) with its section 3 (up to the next heading or the notes)
+    replaced by `table`, or `table` put before the notes; the rest kept."""
+    lines = text.split("\n")
+    starts = [k for k, line in enumerate(lines) if line.startswith("### 3.")]
+    stops = [k for k, line in enumerate(lines) if line.startswith("### ") or line == "Notes."]
+    at = lines.index("Notes.") if "Notes." in lines else len(lines)
+    if starts:
+        end = next((k for k in stops if k > starts[0]), len(lines))
+        return "\n".join(lines[: starts[0]] + table + [""] + lines[end:])
+    return "\n".join(lines[:at] + table + [""] + lines[at:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=32, help="image size of the energy table")
     parser.add_argument("--steps-size", type=int, default=16, help="image size of table 2")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only", choices=("nfe",), help="run table 3 alone and put it into --out (kept else)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
+    if args.only == "nfe":
+        table = nfe_table(args.steps_size) + [
+            "",
+            f"Table 3 alone ({time.perf_counter() - start:.0f} s, --only nfe).",
+        ]
+        old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        args.out.write_text(splice(old, table), encoding="utf-8")
+        print(f"wrote {args.out}")
+        return
     head = [
         "# Sampler accuracy on the exact Gaussian (bench/bench_accuracy.py)",
         "",
@@ -223,6 +325,7 @@ def main() -> None:
     ]
     body = energy_table(args.size) + [""] + steps_table(args.steps_size)
     body += [""] + steps_table(args.size, independent=True)
+    body += [""] + nfe_table(args.steps_size)
     total = time.perf_counter() - start
     text = "\n".join(head + body + [""] + NOTES + ["", f"Total {total:.0f} s.", ""])
     args.out.parent.mkdir(parents=True, exist_ok=True)
