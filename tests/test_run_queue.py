@@ -33,17 +33,23 @@ def test_plan_never_oversubscribes(cores):
             assert workers * threads <= cores, (cores, forced, workers, threads)
 
 
-def test_plan_on_two_cores_is_two_single_thread_workers():
-    assert run_queue.plan(2) == (2, 1)
-    assert run_queue.plan(16) == (8, 2)
-    assert run_queue.plan(2, workers=1) == (1, 2)
+def test_plan_leaves_a_core_to_the_server():
+    assert run_queue.plan(1) == (1, 1)
+    assert run_queue.plan(2) == (1, 1)
+    assert run_queue.plan(4) == (3, 1)
+    assert run_queue.plan(16) == (7, 2)
+    assert run_queue.plan(2, workers=2) == (2, 1)  # forced: every core
+    assert run_queue.plan(4, threads=2) == (1, 2)
 
 
-def test_concurrent_runs_never_set_more_torch_threads_than_cores(restore_threads):
-    """Six sessions at once on the machine's plan: inside every run, (runs active) x (torch
-    threads of the run's thread) stays within the usable cores, and the workers are used."""
+@pytest.mark.parametrize("forced", [None, "all", "half"])
+def test_concurrent_runs_never_set_more_torch_threads_than_cores(restore_threads, forced):
+    """Six sessions at once on the machine's plan (default, or forced to use every core in
+    one-thread or in two-thread workers): inside every run, (runs active) x (torch threads of
+    the run's thread) stays within the usable cores, and every worker is used."""
     cores = run_queue.usable_cores()
-    workers, threads = run_queue.plan(cores)
+    force = {None: None, "all": cores, "half": max(1, cores // 2)}[forced]
+    workers, threads = run_queue.plan(cores, workers=force)
     queue = RunQueue(workers, threads)
     torch.set_num_threads(cores)  # what a fresh process would have
     active, peak, seen, lock = [0], [0], [], threading.Lock()

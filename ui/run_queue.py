@@ -11,12 +11,16 @@ count when another thread changes it). A per-run thread share that differs betwe
 therefore not possible in one process; the queue fixes one share for every run,
 
     threads = RGDIFF_RUN_THREADS, else max(1, cores // 8)
-    workers = RGDIFF_RUN_WORKERS, else cores // threads      (so workers * threads <= cores)
+    workers = RGDIFF_RUN_WORKERS, else (cores - 1) // threads   (workers * threads < cores)
 
 with cores = the CPUs this process may use (os.sched_getaffinity), and sets it both for the
-process (new threads) and in each run's own thread when the run starts. On 2 cores: 2 workers
-of 1 thread, which also avoids OpenMP threads spinning against each other and other processes
-(a 16 x 10-step network run took 21.5 s with 2 threads and 3.3 s with 1 on a loaded machine).
+process (new threads) and in each run's own thread when the run starts. One core is left to
+the server's work outside the queue: drawing every session's results, the estimates' short
+measurements, the other pages; and runs in one process also share Python's GIL between their
+many small torch calls. On 2 cores: one worker of 1 thread (2 workers gave 74 % of one session's
+throughput with 4 sessions on a loaded machine; 1 thread also avoids OpenMP threads spinning
+against other processes: a 16 x 10-step network run took 21.5 s with 2 threads and 3.3 s with
+1 under load). RGDIFF_RUN_WORKERS may use every core (workers * threads <= cores).
 
 Waiting. A queued run polls every `poll_s` seconds; the caller's `on_wait(status)` shows the
 place and the estimated wait (simulated from the estimates of the runs ahead and the time left
@@ -50,15 +54,17 @@ def usable_cores() -> int:
 def plan(
     cores: int | None = None, threads: int | None = None, workers: int | None = None
 ) -> tuple[int, int]:
-    """(workers, threads per run) for the CPU lane with workers * threads <= cores; either
-    may be forced (an environment override), the other follows."""
+    """(workers, threads per run) for the CPU lane: workers * threads <= cores - 1 (one core
+    is left to the server's own work), or <= cores when `workers` is forced; either may be
+    forced (an environment override), the other follows."""
     cores = usable_cores() if cores is None else max(1, int(cores))
+    budget = max(1, cores - 1)
     if workers is not None:
         workers = max(1, min(int(workers), cores))
-        share = cores // workers
+        share = max(1, (budget if workers <= budget else cores) // workers)
         return workers, share if threads is None else max(1, min(int(threads), share))
-    threads = max(1, cores // 8) if threads is None else max(1, min(int(threads), cores))
-    return max(1, cores // threads), threads
+    threads = max(1, cores // 8) if threads is None else max(1, min(int(threads), budget))
+    return max(1, budget // threads), threads
 
 
 @dataclass

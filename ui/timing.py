@@ -217,7 +217,8 @@ def outlook(device: str) -> str:
 
 def before_run(spec, process, den, user_limit: float | None = None, runs: int = 1) -> Estimate:
     """Show the estimate (or the refusal) before the Run button; the Estimate."""
-    est = estimate(spec, process, den, runs, user_limit)
+    with st.spinner("Timing a few steps for the estimate…"):
+        est = estimate(spec, process, den, runs, user_limit)
     if est.ok:
         st.caption(est.text)
         busy = outlook(spec.process.data.device)
