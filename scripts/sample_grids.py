@@ -43,9 +43,9 @@ def grids(path: Path, n: int = 64, method: str = "dpm2m", seed: int = 0) -> tupl
             x = sample(
                 process, den, n, steps, method, generator=torch.Generator().manual_seed(seed)
             )
-        grid = viz.image_grid(x.clamp(-1, 1) * 0.5 + 0.5, ncols=8, pad=1, pad_value=1.0)
+        grid = viz.image_grid(x.clamp(-1, 1), ncols=8, pad=1, pad_value=0.2)
         cells.append(viz.upscale(viz.to_uint8(grid[0]), 2))
-        name = "∞" if math.isinf(s) else f"{s:g}"
+        name = "inf" if math.isinf(s) else f"{s:g}"  # the built-in font has no ∞
         labels.append(f"s = {name}, {steps} steps")
         print(
             f"{path.stem} s={name}: {steps} steps, {time.perf_counter() - start:.1f} s", flush=True
