@@ -5,6 +5,7 @@ labelled with their t (never shown under "Samples")."""
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.test_app_part2 import (
     stored,
     texts,
 )
-from ui import timing
+from ui import run_queue, timing
 
 
 @pytest.mark.parametrize(
@@ -103,3 +104,34 @@ def test_compare_and_conditioning_label_unfinished_runs():
     grids = [i.caption for e in at.get("image") for i in e.proto.imgs]
     assert any(c.startswith("unfinished at t = ") and "(16 of 16)" in c for c in grids), grids
     assert "mean of 16 estimates x̂₀ (unfinished)" in grids
+
+
+def test_busy_queue_is_announced_and_a_run_waits_its_turn():
+    """Every worker of the server's queue held by another 'session' for 1.5 s: the page says
+    the queue is busy before Run, the run waits, and its results say how long."""
+    queue = run_queue.shared()
+    held, release = threading.Barrier(queue.workers["cpu"] + 1), threading.Event()
+
+    def other_session() -> None:
+        with queue.slot("other", 60.0, poll_s=0.01):
+            held.wait(30)
+            release.wait(30)
+
+    others = [threading.Thread(target=other_session) for _ in range(queue.workers["cpu"])]
+    for t in others:
+        t.start()
+    held.wait(30)
+    try:
+        at = open_page("sampling", {"steps": 10, "batch": 2})
+        busy = " ".join(c.value for c in at.caption)
+        assert "The server's run queue is busy:" in busy and "0 waiting" in busy
+        assert re.search(r"a run started now waits about (\d+ min \d+ s|[\d.]+ s)\.", busy)
+        threading.Timer(1.5, release.set).start()
+        click(at, "run_button")
+    finally:
+        release.set()
+        for t in others:
+            t.join(30)
+    run = stored(at)[-1]
+    assert not run.cancelled and run.meta["queue_wait_s"] >= 1.0
+    assert "in the server's run queue first." in texts(at.caption)

@@ -135,8 +135,8 @@ def queued(device: str, estimate_s: float, label: str = "") -> Iterator[run_queu
     def show(status: run_queue.QueueStatus) -> None:
         slot.info(
             f"{label}Queued: place {status.place} of {status.queued} in the server's run "
-            f"queue ({status.running} running on {status.workers} workers) · about "
-            f"{timing.format_duration(status.wait_s)} to wait. Stop leaves the queue."
+            f"queue ({status.running} running on {timing.workers(status.workers)}) · waits "
+            f"{timing.wait_text(status.wait_s)}. Stop leaves the queue."
         )
 
     try:

@@ -202,16 +202,25 @@ def estimate(spec, process, den, runs: int = 1, user_limit: float | None = None)
     return Estimate(seconds, limit, cost, head + tail)
 
 
+def wait_text(seconds: float) -> str:
+    """'about 12.3 s', or what to expect when the runs ahead are past their estimates."""
+    return f"about {format_duration(seconds)}" if seconds > 0 else "until a running one ends"
+
+
+def workers(n: int) -> str:
+    return f"{n} worker" + ("" if n == 1 else "s")
+
+
 def outlook(device: str) -> str:
     """A line on the run queue's load, or '' when a new run would start at once."""
     queue = run_queue.shared()
     status = queue.peek(device)
-    if status.wait_s <= 0 and not status.queued:
+    if status.running < status.workers and not status.queued:
         return ""
     return (
-        f"The server's run queue is busy: {status.running} running on {status.workers} "
-        f"workers, {status.queued} waiting; a run started now waits about "
-        f"{format_duration(status.wait_s)}."
+        f"The server's run queue is busy: {status.running} running on "
+        f"{workers(status.workers)}, {status.queued} waiting; a run started now waits "
+        f"{wait_text(status.wait_s)}."
     )
 
 
