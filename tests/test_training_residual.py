@@ -174,7 +174,7 @@ SHIPPED = sorted(
 
 def test_four_gaussian_residual_models_are_shipped():
     names = {p.stem for p in SHIPPED}
-    assert {"glyphs_pixel_column", "glyphs_haar"} <= names, names
+    assert {"glyphs_pixel_column", "glyphs_haar", "glyphs_dct", "shapes_haar_residual"} <= names
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
