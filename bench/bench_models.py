@@ -14,7 +14,8 @@ negative (constant background pixels have a nearly degenerate density) and only 
 between denoisers mean something; the dequantised 8-bit bound is not usable with models fitted
 to the undequantised images (237 bits/dim for glyphs_haar: the dequantisation noise is far
 outside the density's scale at the background pixels).
-Conditioning (net and gaussian, at --cond-softness), one held-out image per sample as the
+The empirical denoiser is sampled at --cond-softness only (it copies training items at every
+softness). Conditioning (net and gaussian, at --cond-softness), one held-out image per sample as the
 source, tasks by basis: pixel: left half known, centre square known, extension by 8 columns
 (the window of conditioning.extend_columns at stride 8: the source's last 24 columns known);
 wavelet: super-resolution from the coarse 8 x 8 level; DCT / Fourier: low-pass |k| <= 4 known.
@@ -144,7 +145,7 @@ def evaluate(path: Path, args, cells: dict, cells_path: Path) -> None:
     n, seed = args.n, 0
     sources, reference = test[:n], test[n : 2 * n]
     f_ref = classifier_features(reference, "held-out reference")
-    for softness in SOFTNESS:
+    for softness in args.softness:
         process, net = load_model(path, softness, device=args.device)
         steps = advised_steps(process, train, args.method)
         dens = {"net": lambda p=process, d=net: d}
@@ -154,6 +155,8 @@ def evaluate(path: Path, args, cells: dict, cells_path: Path) -> None:
         )
         built = {}
         for name in ("net", "gaussian", "empirical"):
+            if name == "empirical" and softness != args.cond_softness:
+                continue  # it copies training items at every softness; one row shows it
             tasks = ["uncond"]
             if name != "empirical" and softness == args.cond_softness:
                 tasks += list(TASKS)
@@ -273,7 +276,15 @@ def main():
     parser.add_argument("--models", nargs="*", default=None, help="checkpoint paths")
     parser.add_argument("--n", type=int, default=500, help="samples per cell (issue: 1000)")
     parser.add_argument("--method", default="heun_ode", help="sampler (rgdiff_core.samplers)")
-    parser.add_argument("--cond-softness", type=float, default=1.0)
+    parser.add_argument(
+        "--softness", type=float, nargs="*", default=list(SOFTNESS), help="softness values"
+    )
+    parser.add_argument(
+        "--cond-softness",
+        type=float,
+        default=1.0,
+        help="softness of the conditioning tasks and of the empirical denoiser's row",
+    )
     parser.add_argument("--n-bpd", type=int, default=200, help="held-out images for bits/dim")
     parser.add_argument("--n-t", type=int, default=16, help="ELBO strata in t per image")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
