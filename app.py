@@ -18,6 +18,7 @@ PAGE_TITLES = {
     "sampling": "Sampling",
     "compare": "Compare",
     "conditioning": "Conditioning",
+    "lecture": "Lecture view",
 }
 PAGE_ICONS = {
     "basis": ":material/grid_on:",
@@ -26,6 +27,7 @@ PAGE_ICONS = {
     "sampling": ":material/auto_awesome:",
     "compare": ":material/compare:",
     "conditioning": ":material/edit_square:",
+    "lecture": ":material/co_present:",
 }
 PAGE_TEXT = {
     "basis": "basis functions, component variances, coefficients and prior samples",
@@ -34,6 +36,7 @@ PAGE_TEXT = {
     "sampling": "generate with an exact or trained denoiser, watch the trajectory, sweep softness",
     "compare": "two configurations side by side with sample metrics, and metrics against softness",
     "conditioning": "inpainting, super-resolution, low-pass conditioning and wider images",
+    "lecture": "diffusion and autoregression side by side from one noise, large, one click",
 }
 
 

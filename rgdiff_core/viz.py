@@ -37,6 +37,7 @@ __all__ = [
     "upscale",
     "encode_png",
     "encode_gif",
+    "image_table",
     "CoefficientLayout",
     "coefficient_layout",
     "wavelet_mosaic",
@@ -123,6 +124,48 @@ def encode_gif(frames: Sequence[np.ndarray], duration_ms: int = 80, loop: int = 
         optimize=False,
     )
     return buf.getvalue()
+
+
+def image_table(
+    cells: Sequence[Sequence[np.ndarray]],
+    col_labels: Sequence[str] = (),
+    row_labels: Sequence[str] = (),
+    title: str = "",
+    gap: int = 12,
+    font_size: int = 24,
+) -> np.ndarray:
+    """uint8 images (H, W) grey or (H, W, 3), all one size, laid out as a table on white: a
+    label over each column, one left of each row, and a title above all (any may be empty).
+    Returns an (H', W', 3) uint8 image; labels in Pillow's built-in font (nothing to
+    install). Slides and the lecture view's GIF frames are drawn with it."""
+    from PIL import ImageDraw, ImageFont
+
+    rows = [list(r) for r in cells]
+    if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError("cells must be a non-empty rectangular table of images")
+    h, w = rows[0][0].shape[:2]
+    if any(c.shape[:2] != (h, w) or c.dtype != np.uint8 for r in rows for c in r):
+        raise ValueError("every cell must be a uint8 image of the same height and width")
+    font = ImageFont.load_default(size=int(font_size))
+    line = int(font_size * 1.4)
+    left = max((int(font.getlength(t)) for t in row_labels), default=0)
+    left = left + gap if left else 0
+    top = (line if title else 0) + (line if col_labels else 0)
+    n_r, n_c = len(rows), len(rows[0])
+    canvas = Image.new("RGB", (left + n_c * (w + gap) + gap, top + n_r * (h + gap) + gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((gap, 2), title, fill="black", font=font)
+    for j, text in enumerate(col_labels):
+        draw.text((left + gap + j * (w + gap), top - line + 2), text, fill="black", font=font)
+    for i, row in enumerate(rows):
+        y = top + gap + i * (h + gap)
+        if i < len(row_labels):
+            draw.text((gap, y + (h - font_size) // 2), row_labels[i], fill="black", font=font)
+        for j, cell in enumerate(row):
+            rgb = Image.fromarray(np.ascontiguousarray(cell)).convert("RGB")
+            canvas.paste(rgb, (left + gap + j * (w + gap), y))
+    return np.asarray(canvas)
 
 
 # ---------------------------------------------------------------- coefficient layouts

@@ -33,9 +33,15 @@ RUN_P = 0.4  # ... when the page offers a Run button (then a Run with probabilit
 MUTATE_P = 0.6  # probability of changing 1-3 widgets of the last combination without errors
 TRACEBACK = "Traceback"
 # What a pressed Run may cost: the run controls are redrawn inside these ranges.
-CHEAP_RUN = {"steps": (10, 40), "b_steps": (10, 40), "batch": (1, 8), "cn": (1, 8)}
+CHEAP_RUN = {
+    "steps": (10, 40),
+    "b_steps": (10, 40),
+    "batch": (1, 8),
+    "cn": (1, 8),
+    "lec_steps": (10, 40),
+}
 CHEAP_TIME_LIMIT = (0.05, 2.0)
-RUN_BUTTONS = ("run_button", "run_compare", "run_sweep", "run_cond")
+RUN_BUTTONS = ("run_button", "run_compare", "run_sweep", "run_cond", "lecture_start")
 
 
 class Label(str):

@@ -293,6 +293,7 @@ PAGE_FILES = {
     "sampling": "pages/sampling.py",
     "compare": "pages/compare.py",
     "conditioning": "pages/conditioning.py",
+    "lecture": "pages/lecture.py",
 }
 
 
