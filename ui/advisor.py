@@ -21,6 +21,13 @@ from ui import cache
 STEPS_TOL = 0.02  # the total variance ratio within 2 % of 1
 ADVICE_TOL = 0.015  # what the advice aims at (advised_steps)
 MAX_ADVISED = 1000  # the Sampling page's largest step count
+WHY = {  # what makes each sampler's variance drift at too few steps (docs/maths.md §2d)
+    "ancestral": "the plug-in step drops the posterior variance, O(h·dγ/dt)",
+    "euler_maruyama": "the Euler step of the reverse SDE, first order in h",
+    "heun_ode": "the second-order ODE step's error, O(h²)",
+    "ddim": "the first-order exponential-integrator step, O(h)",
+    "dpm2m": "the second-order multistep step's error, O(h²)",
+}
 
 
 def _gaussian(spec: ProcessSpec, process):
@@ -89,9 +96,10 @@ def note(spec: ProcessSpec, process, key: str, method: str, steps: int, label: s
             "(exact for this Gaussian at any step count) or raise the softness."
         )
         return
+    why = WHY.get(method, "the discretisation error of the step, O(h·dγ/dt)")
     st.warning(
-        f"{head}: samples {lost} {size} of their variance (the plug-in step drops the "
-        f"posterior variance, O(h·dγ/dt)); {need:,} steps are within {STEPS_TOL:.0%}."
+        f"{head}: samples {lost} {size} of their variance ({why}); {need:,} steps are within "
+        f"{STEPS_TOL:.0%}."
     )
     st.button(
         f"Use {need:,} steps",

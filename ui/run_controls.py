@@ -38,9 +38,11 @@ def sampler_picker(prefix: str = "") -> str:
         key=prefix + "sampler",
         index=tuple(SAMPLERS).index(state.default("sampler")),
         bind=BIND,
-        help="ancestral: exact Gaussian step given x̂₀; Euler–Maruyama: the reverse SDE; "
-        "Heun: the probability-flow ODE, 2 evaluations per step, deterministic after the "
-        "first noise draw.",
+        help="dpm2m (default): second-order exponential integrator in each component's "
+        "log-SNR, deterministic, 1 evaluation per step, fewest evaluations for 2 % accuracy; "
+        "ddim: its first-order version; ancestral: exact Gaussian step given x̂₀; "
+        "corrected ancestral: puts back the posterior variance; Euler–Maruyama: the reverse "
+        "SDE; Heun: the probability-flow ODE, 2 evaluations per step.",
     )
 
 
@@ -200,8 +202,9 @@ def stiffness_note(spec: ProcessSpec, steps: int, method: str) -> dict:
         extra = (
             " The ancestral and Euler–Maruyama steps under-disperse by O(h·dγ/dt): "
             "samples come out too smooth."
-            if method != "heun_ode"
-            else ""
+            if method in ("ancestral", "euler_maruyama")
+            else " Below it the step can be unstable or inaccurate; the variance check "
+            "below says how far off."
         )
         st.warning(
             f"{steps} steps is below the {need:,} this schedule needs.{extra} Raise the "
