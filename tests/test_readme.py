@@ -20,3 +20,14 @@ def test_readme_library_snippet_runs():
 
     assert prior_term(scope["process"], scope["x"]) <= L_T_TARGET
     assert scope["net"].process is scope["net_process"]
+
+
+def test_readme_load_model_snippet_runs():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Training a model on a GPU") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102
+    images = scope["images"]
+    assert images.shape == (16, 1, 32, 32) and torch.isfinite(images).all()
+    assert scope["process"].schedule.softness == 0.3
