@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rgdiff_core import conditioning as cond  # noqa: E402
-from rgdiff_core.accuracy import steps_for_accuracy  # noqa: E402
+from rgdiff_core.accuracy import diagonal_gaussian, steps_for_accuracy  # noqa: E402
 from rgdiff_core.data import load_dataset  # noqa: E402
 from rgdiff_core.denoisers import load_model  # noqa: E402
 from rgdiff_core.denoisers.models import UNetConfig  # noqa: E402
@@ -74,9 +74,8 @@ def score(path: Path, train_x, test_x, n: int, n_bpd: int) -> dict:
     out = {}
     for s in (1.0, 0.1):
         process, den = load_model(path, softness=s)
-        with torch.no_grad():
-            u = process.encode(train_x[:1000]).double()
-        steps = steps_for_accuracy(process, (u.mean(0), u.var(0)), method="dpm2m", tol=0.02)
+        gauss = diagonal_gaussian(process, train_x)
+        steps = steps_for_accuracy(process, gauss, method="dpm2m", tol=0.02)
         gen = torch.Generator().manual_seed(0)
         with torch.no_grad():
             x = sample(process, den, n, steps, "dpm2m", generator=gen).clamp(-1, 1)

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rgdiff_core import conditioning as cond  # noqa: E402
-from rgdiff_core.accuracy import steps_for_accuracy  # noqa: E402
+from rgdiff_core.accuracy import diagonal_gaussian, steps_for_accuracy  # noqa: E402
 from rgdiff_core.classifier import classifier_features  # noqa: E402
 from rgdiff_core.data import load_dataset  # noqa: E402
 from rgdiff_core.denoisers import load_checkpoint, load_model  # noqa: E402
@@ -85,9 +85,7 @@ def _append(path: Path, row: dict) -> None:
 
 def advised_steps(process, train: torch.Tensor, method: str) -> int:
     """The app's advice: steps for 2 % with the data's diagonal Gaussian (ui/advisor.py)."""
-    with torch.no_grad():
-        u = process.encode(train[:1000].to(process.device)).double().cpu()
-    return steps_for_accuracy(process, (u.mean(0), u.var(0)), method=method, tol=0.02)
+    return steps_for_accuracy(process, diagonal_gaussian(process, train), method=method, tol=0.02)
 
 
 def _draw(process, den, n, steps, method, seed, known=None) -> torch.Tensor:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._timing import median_time, verdict  # noqa: E402
-from rgdiff_core.accuracy import steps_for_accuracy  # noqa: E402
+from rgdiff_core.accuracy import diagonal_gaussian, steps_for_accuracy  # noqa: E402
 from rgdiff_core.data import load_dataset  # noqa: E402
 from rgdiff_core.denoisers import load_checkpoint, load_model  # noqa: E402
 from rgdiff_core.denoisers.registry import DenoiserSpec, build_denoiser  # noqa: E402
@@ -47,9 +47,7 @@ METHOD = "dpm2m"
 
 
 def advised(process, train) -> int:
-    with torch.no_grad():
-        u = process.encode(train[:1000].to(process.device)).double().cpu()
-    return steps_for_accuracy(process, (u.mean(0), u.var(0)), method=METHOD, tol=0.02)
+    return steps_for_accuracy(process, diagonal_gaussian(process, train), method=METHOD, tol=0.02)
 
 
 def cpu_networks(repeats: int) -> list[str]:

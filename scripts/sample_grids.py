@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rgdiff_core import viz  # noqa: E402
-from rgdiff_core.accuracy import steps_for_accuracy  # noqa: E402
+from rgdiff_core.accuracy import diagonal_gaussian, steps_for_accuracy  # noqa: E402
 from rgdiff_core.data import load_dataset  # noqa: E402
 from rgdiff_core.denoisers import load_checkpoint, load_model  # noqa: E402
 from rgdiff_core.samplers import sample  # noqa: E402
@@ -35,9 +35,9 @@ def grids(path: Path, n: int = 64, method: str = "dpm2m", seed: int = 0) -> tupl
     cells, labels = [], []
     for s in SOFTNESS:
         process, den = load_model(path, softness=s)
-        with torch.no_grad():
-            u = process.encode(train).double()
-        steps = steps_for_accuracy(process, (u.mean(0), u.var(0)), method=method, tol=0.02)
+        steps = steps_for_accuracy(
+            process, diagonal_gaussian(process, train), method=method, tol=0.02
+        )
         start = time.perf_counter()
         with torch.no_grad():
             x = sample(

@@ -432,3 +432,19 @@ def test_unreachable_tolerance_names_tol_and_max_steps():
     with pytest.raises(ValueError, match="tol") as err:
         steps_for_accuracy(process, g, tol=1e-4, max_steps=64)
     assert "max_steps = 64" in str(err.value)
+
+
+def test_diagonal_gaussian_is_the_first_items_component_moments():
+    from rgdiff_core.accuracy import diagonal_gaussian
+    from rgdiff_core.data import load_dataset
+    from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec, build_process
+
+    data = load_dataset("digits", 8)
+    process = build_process(
+        ProcessSpec(DataSpec("digits", 8), BasisSpec("dct"), PriorSpec("data")), data
+    )
+    mean, var = diagonal_gaussian(process, data, items=500)
+    u = process.encode(data[:500]).double()
+    assert mean.dtype == torch.float64 and mean.shape == (64,)
+    assert torch.allclose(mean, u.mean(0)) and torch.allclose(var, u.var(0))
+    assert steps_for_accuracy(process, (mean, var), method="dpm2m") >= 1

@@ -58,6 +58,7 @@ __all__ = [
     "Accuracy",
     "EXPLICIT",
     "gaussian_of",
+    "diagonal_gaussian",
     "sampled_gaussian",
     "accuracy",
     "accuracies",
@@ -82,6 +83,14 @@ class Accuracy:
     worst_ratio: float  # C_ii / Sigma_ii of the component farthest from 1 (in log)
     worst_component: int
     mean_error: float  # sum s_i^2 (m_i - mu_i)^2 / sum s_i^2 Sigma_ii: squared bias per variance
+
+
+def diagonal_gaussian(process, images: Tensor, items: int = 1000) -> tuple[Tensor, Tensor]:
+    """(mean (D,), var (D,)) float64 on the CPU of the whitened components of the first `items`
+    images: the independent-components Gaussian the app's step advice uses (O(D) per step)."""
+    with torch.no_grad():
+        u = process.encode(images[:items].to(process.device)).double().cpu()
+    return u.mean(0), u.var(0)
 
 
 def gaussian_of(process, data, jitter: float = 1e-4) -> Gaussian:
