@@ -72,7 +72,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log_path: Path, ttl_s: int = SESSION_TTL_S) -> tuple[subprocess.Popen, str]:
+def start_server(
+    log_path: Path, ttl_s: int = SESSION_TTL_S, cores: set[int] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """A fresh server on a free port (on `cores` only, when given); (process, base URL)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -92,7 +95,13 @@ def start_server(log_path: Path, ttl_s: int = SESSION_TTL_S) -> tuple[subprocess
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log = open(log_path, "w")  # lives as long as the server
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -416,6 +425,11 @@ def main() -> int:
         default="",
         help="session counts of the throughput measurement, e.g. 1,4,8 (empty: none)",
     )
+    parser.add_argument(
+        "--throughput-shared-cores",
+        action="store_true",
+        help="throughput with the browsers on the server's cores (default: their own core)",
+    )
     args = parser.parse_args()
     report = run(args.sessions, args.waves) if args.sessions > 0 else {"problems": []}
     if args.sessions > 0:
@@ -424,7 +438,8 @@ def main() -> int:
         import load_throughput
 
         counts = tuple(int(n) for n in args.throughput.split(","))
-        report["throughput"] = load_throughput.run(counts)
+        split = not args.throughput_shared_cores
+        report["throughput"] = load_throughput.run(counts, split=split)
         print(load_throughput.summary(report["throughput"]))
         report["problems"] += report["throughput"]["problems"]
     if args.json:

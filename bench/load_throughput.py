@@ -8,10 +8,22 @@ of its results drawn: the rendering is part of the work of every session, alone 
 
     image-steps/s = N * BATCH * STEPS / (last session done - first Run pressed)
 
+The browsers stand for the students' own computers: on a machine with 2 or more cores they run
+on its last core and the server on the others (CPU affinity), so that N browsers drawing pages
+do not take the server's cores (measured on 2 cores: with everything on both cores, 4 and 8
+sessions gave 58-99 % of one session, varying with the other load; see bench/results/load.md).
+`split=False` (--throughput-shared-cores) measures that instead.
+
+One session alone runs before each larger count and after the last (1, 4, 1, 8, 1), and each
+count is compared with the mean of the lone runs on either side of it: the machine's other
+load drifts over minutes, and this compares like with like.
+
 Budget: with 4 and with 8 sessions the aggregate is at least BUDGET (90 %) of one session
 alone: the server's run queue (ui/run_queue.py) keeps concurrent runs from fighting over the
 cores. Also reported: each N's slowest session (Run to grid) and its longest wait in the queue,
-read from the page ("Waited ... in the server's run queue first."). One warm-up run first
+read from the page ("Waited ... in the server's run queue first."), the image-steps per CPU
+second of the server process (what concurrency costs in work, whatever else the machine
+runs) and the machine's 1-minute load average at the end of each count. One warm-up run first
 (loading the network, the first measurement of the step cost) is not counted.
 
     python bench/bench_load.py --throughput 1,4,8      (make load runs it after the waves)
@@ -20,6 +32,7 @@ read from the page ("Waited ... in the server's run queue first."). One warm-up 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import time
@@ -98,11 +111,20 @@ async def run_session(page, index: int) -> dict:
     return out
 
 
-async def measure(browser, url: str, n: int, first_seed: int) -> dict:
-    """N sessions opened, then Run pressed in all at once; the aggregate figures."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(browser, url: str, n: int, first_seed: int, pid: int) -> dict:
+    """N sessions opened, then Run pressed in all at once; the aggregate figures, with the
+    server's CPU seconds over the same span and the machine's load average."""
     opened = await asyncio.gather(*(open_session(browser, url, first_seed + i) for i in range(n)))
     try:
+        cpu = cpu_seconds(pid)
         outs = await asyncio.gather(*(run_session(p, i) for i, (_, p) in enumerate(opened)))
+        cpu = cpu_seconds(pid) - cpu
     finally:
         for context, _ in opened:
             await context.close()
@@ -117,13 +139,24 @@ async def measure(browser, url: str, n: int, first_seed: int) -> dict:
         "slowest_session_s": round(max(o["done"] - o["clicked"] for o in done), 1) if done else 0,
         "slowest_wait_s": round(max(o["wait_s"] for o in done), 1) if done else 0.0,
         "saw_place": sum(o["saw_place"] for o in outs),
+        "image_steps_per_cpu_s": round(len(done) * BATCH * STEPS / cpu, 1) if done else 0.0,
+        "load_1min": round(os.getloadavg()[0], 1),
         "problems": [
             f"{n} sessions, session {o['index']}: {p}" for o in outs for p in o["problems"]
         ],
     }
 
 
-def run(counts=COUNTS, log_dir: Path | None = None) -> dict:
+def split_cores(split: bool = True) -> tuple[set[int] | None, set[int] | None]:
+    """(server cores, browser cores): the last core for the browsers when there are two or
+    more and `split`; (None, None) for everything everywhere."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not split or len(cores) < 2:
+        return None, None
+    return set(cores[:-1]), {cores[-1]}
+
+
+def run(counts=COUNTS, log_dir: Path | None = None, split: bool = True) -> dict:
     """Start a server, warm it up, measure each count, stop it; the report."""
     from playwright.async_api import async_playwright
 
@@ -131,23 +164,31 @@ def run(counts=COUNTS, log_dir: Path | None = None) -> dict:
 
     log_dir = log_dir or bl.ROOT / "test-artifacts"
     log_dir.mkdir(exist_ok=True)
+    server_cores, client_cores = split_cores(split)
+    n_cores = len(server_cores) if server_cores else run_queue.usable_cores()
     workers, threads = run_queue.plan(
+        n_cores,
         threads=run_queue._env_int("RGDIFF_RUN_THREADS"),
         workers=run_queue._env_int("RGDIFF_RUN_WORKERS"),
     )
-    report = {"model": MODEL, "batch": BATCH, "steps": STEPS, "cores": run_queue.usable_cores(),
+    report = {"model": MODEL, "batch": BATCH, "steps": STEPS, "cores": n_cores,
+              "browser_cores": sorted(client_cores) if client_cores else "shared",
+              "server_cores": sorted(server_cores) if server_cores else "shared",
               "workers": workers, "threads": threads, "rows": [], "problems": []}  # fmt: skip
-    proc, url = bl.start_server(log_dir / "load-throughput-server.log")
+    proc, url = bl.start_server(log_dir / "load-throughput-server.log", cores=server_cores)
 
     async def drive():
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=bl.CHROMIUM, args=bl.CHROMIUM_ARGS)
             try:
-                warm = await measure(browser, url, 1, 900)
+                warm = await measure(browser, url, 1, 900, proc.pid)
                 report["warm_up_s"] = warm["wall_s"]
                 report["problems"] += warm["problems"]
-                for k, n in enumerate(counts):
-                    row = await measure(browser, url, n, 1000 * (k + 1))
+                # one session alone before each larger count and after the last, so that
+                # each count is compared with the machine as it was around it
+                order = [1] + [m for c in counts if c > 1 for m in (c, 1)]
+                for k, n in enumerate(order):
+                    row = await measure(browser, url, n, 1000 * (k + 1), proc.pid)
                     report["problems"] += row.pop("problems")
                     report["rows"].append(row)
             finally:
@@ -157,6 +198,8 @@ def run(counts=COUNTS, log_dir: Path | None = None) -> dict:
 
     def in_thread():
         try:
+            if client_cores:  # this thread starts the Playwright driver, which starts chromium
+                os.sched_setaffinity(0, client_cores)
             asyncio.run(drive())
         except BaseException as err:  # handed to the caller
             errors.append(err)
@@ -170,9 +213,14 @@ def run(counts=COUNTS, log_dir: Path | None = None) -> dict:
     finally:
         bl.stop_server(proc)
     rows = report["rows"]
-    alone = next((r["image_steps_per_s"] for r in rows if r["sessions"] == 1), None)
-    for r in rows:
+    for i, r in enumerate(rows):
+        # against the mean of the lone sessions just before and just after it
+        near = [rows[j]["image_steps_per_s"] for j in (i - 1, i + 1) if 0 <= j < len(rows)]
+        alone = sum(near) / len(near) if r["sessions"] > 1 and all(near) else None
         r["vs_one"] = round(r["image_steps_per_s"] / alone, 3) if alone else None
+        cpu = [rows[j]["image_steps_per_cpu_s"] for j in (i - 1, i + 1) if 0 <= j < len(rows)]
+        ok = r["sessions"] > 1 and all(cpu)
+        r["cpu_vs_one"] = round(r["image_steps_per_cpu_s"] * len(cpu) / sum(cpu), 3) if ok else None
         if r["completed"] < r["sessions"]:
             report["problems"].append(f"{r['sessions']} sessions: {r['completed']} completed")
         if r["sessions"] > 1 and alone and r["vs_one"] < BUDGET:
@@ -187,18 +235,21 @@ def summary(report: dict) -> str:
     lines = [
         f"throughput: network {report['model']}, {report['batch']} samples x "
         f"{report['steps']} steps per session, CPU; server run queue {report['workers']} "
-        f"workers x {report['threads']} torch thread(s) on {report['cores']} usable cores; "
+        f"workers x {report['threads']} torch thread(s) on {report['cores']} usable cores "
+        f"(server cores {report['server_cores']}, browser cores {report['browser_cores']}); "
         f"warm-up run {report.get('warm_up_s', '?')} s (not counted)",
         f"{'sessions':>8} {'completed':>9} {'wall s':>7} {'image-steps/s':>13} "
         f"{'vs 1':>6} {'slowest session s':>17} {'slowest queue wait s':>20} "
-        f"{'saw their place':>15}",
+        f"{'saw their place':>15} {'per server CPU s':>16} {'vs 1':>6} {'load':>5}",
     ]
     for r in report["rows"]:
-        vs = f"{r['vs_one']:.0%}" if r["vs_one"] is not None else "—"
+        vs = f"{r['vs_one']:.0%}" if r["vs_one"] is not None else "(base)"
+        cpu_vs = f"{r['cpu_vs_one']:.0%}" if r["cpu_vs_one"] is not None else "(base)"
         lines.append(
             f"{r['sessions']:>8} {r['completed']:>9} {r['wall_s']:>7} "
             f"{r['image_steps_per_s']:>13} {vs:>6} {r['slowest_session_s']:>17} "
-            f"{r['slowest_wait_s']:>20} {r['saw_place']:>15}"
+            f"{r['slowest_wait_s']:>20} {r['saw_place']:>15} "
+            f"{r['image_steps_per_cpu_s']:>16} {cpu_vs:>6} {r['load_1min']:>5}"
         )
     ok = not any("budget" in p for p in report["problems"])
     lines.append(
