@@ -1,6 +1,6 @@
 """A shipped Gaussian-residual model on the Sampling page: chosen, run, samples shown."""
 
-from test_app_part2 import click, open_page
+from tests.test_app_part2 import click, open_page
 
 
 def test_sampling_page_runs_a_gaussian_residual_network():
