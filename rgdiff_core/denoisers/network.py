@@ -170,6 +170,7 @@ class NetworkDenoiser(nn.Module):
         wrapper); `autocast_dtype` runs the network (not the basis) under CUDA autocast."""
         if z.ndim != 2 or z.shape[1] != self.process.dim:
             raise ValueError(f"z must have shape (B, {self.process.dim}), got {tuple(z.shape)}")
+        gamma = shown_gamma(gamma.to(z), self.clean_gamma)  # known components shown clean
         return network_v(self.process.basis, self.model, z, gamma, model, autocast_dtype)
 
     def forward(self, z: Tensor, t: Tensor | float, state: NoiseState | None = None) -> Tensor:
@@ -177,7 +178,7 @@ class NetworkDenoiser(nn.Module):
             state = self.process.noise_state(t, like=z)
         self.nfe += 1
         gamma = state.gamma.to(z)
-        v_hat = self.predict_v(z, shown_gamma(gamma, self.clean_gamma))
+        v_hat = self.predict_v(z, gamma)
         # alpha = 1, sigma = 0 on known components: x0_hat = z exactly
         return torch.sigmoid(-gamma).sqrt() * z - torch.sigmoid(gamma).sqrt() * v_hat
 

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ..denoisers.checkpoints import save_checkpoint
-from ..denoisers.network import GammaConditionedNet, NetworkDenoiser, clean_gamma, shown_gamma
+from ..denoisers.network import GammaConditionedNet, NetworkDenoiser
 from ..denoisers.residual import GaussianResidualDenoiser
 from ..schedules import soft_conditioning_state
 from .config import _RUN_FIELDS, TrainConfig
@@ -202,7 +202,6 @@ class Trainer:
         else:
             self.denoiser = NetworkDenoiser(process, model=self.model)
             self.ema_denoiser = NetworkDenoiser(process, model=self.ema)
-        self._clean_gamma = clean_gamma(process).to(dev)
         self.net = self.model
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -266,8 +265,6 @@ class Trainer:
         z, gamma, v, weight = self.batch()
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(self.step, cfg)
-        if not isinstance(self.denoiser, GaussianResidualDenoiser):  # it needs the -inf itself
-            gamma = shown_gamma(gamma, self._clean_gamma)
         v_hat = self.denoiser.predict_v(z, gamma, model=self.net, autocast_dtype=self.amp_dtype)
         loss = v_loss(v_hat, v, weight)
         opt.zero_grad(set_to_none=True)
