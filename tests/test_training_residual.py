@@ -12,31 +12,25 @@ import torch
 from rgdiff_core import load_model
 from rgdiff_core.data import load_dataset
 from rgdiff_core.denoisers.checkpoints import load_checkpoint
-from rgdiff_core.denoisers.models import UNetConfig
 from rgdiff_core.denoisers.residual import GaussianResidualDenoiser
 from rgdiff_core.schedules import soft_conditioning_state
 from rgdiff_core.terminal import prior_term_from_moments
-from rgdiff_core.training import TrainConfig, Trainer, train
+from rgdiff_core.training import Trainer, train
 from rgdiff_core.training.trainer import loss_weights, lr_factor, random_known
+from tests.test_training import TINY as BASE
 
-TINY = TrainConfig(
-    dataset="digits",
-    size=8,
-    basis="dct",
+TINY = replace(
+    BASE,
     steps=12,
     batch=16,
-    lr=2e-3,
     warmup=4,
     log_every=4,
     ckpt_every=6,
-    seed=0,
-    device="cpu",
     gaussian_rank=8,
     loss_weight="elbo",
     p_known=0.5,
     lr_schedule="cosine",
     gamma_noise=None,
-    model=UNetConfig(channels=16, channel_mult=(1, 2), num_res_blocks=1, cond_dim=32),
 )
 
 
