@@ -8,21 +8,10 @@ eigenpairs plus the diagonal remainder,
     Sigma ~ L L^T + diag(d),   L = V diag(lam)^(1/2) (D, r),   d = diag(Sigma) - diag(L L^T) >= 0,
 
 so diag(Sigma) is kept exactly (the remainder of a PSD matrix has a non-negative diagonal; the
-clamp only removes rounding). With A = diag(alpha), M = A Sigma A + diag(sigma^2)
-= B B^T + diag(delta), B = A L, delta = alpha^2 d + sigma^2, Woodbury gives
-
-    K = I_r + B^T diag(1/delta) B,      y = K^-1 B^T (r / delta),      r = z - A mu,
-    E[u | z] = mu + Sigma A M^-1 r = mu + L y + (d alpha / delta) (r - B y),
-
-using L B^T M^-1 = L K^-1 B^T diag(1/delta) (no cancellation between large terms). y solves the
-ridge problem min |C y - r / sqrt(delta)|^2 + |y|^2, C = diag(alpha / sqrt(delta)) L, by a QR of
-[C; I] ((D + r) x r, float64): its error grows with cond(C), not cond(K) = cond(C)^2, which matters
-because known components (gamma = -inf, alpha = 1, sigma = 0) enter with sigma^2 floored at 1e-16
-of the mean variance (that conditions the rest on them to ~1e-10; a Cholesky of K needed a floor
-of 1e-10 and was good to only ~2e-6) and are then overwritten with z, bit for bit. One QR per
-distinct noise state (one per step in a sampler, one per example in training): O(D r^2 + B D r)
-against the dense route's O(D^3 / 3). rank >= D, or a diagonal Sigma (r = 0), is exact; at rank
-~ D the dense GaussianDenoiser is the faster way to the same answer.
+clamp only removes rounding). E[u | z] for that Sigma is `analytic.low_rank_posterior_mean`
+(Woodbury with a QR, O(D r^2 + B D r) per noise state; known components, gamma = -inf, come
+back as z bit for bit). rank >= D, or a diagonal Sigma (r = 0), is exact; at rank ~ D the dense
+GaussianDenoiser is the faster way to the same answer.
 
 Residual (v-prediction form, as network.py): the U-Net's image is read back as
 v_res = basis.encode(out) and
@@ -47,12 +36,11 @@ import torch
 from torch import Tensor, nn
 
 from ..schedules import NoiseState
+from .analytic import SIGMA_SQ_FLOOR, low_rank_posterior_mean
 from .models import UNetConfig
 from .network import GammaConditionedNet, clean_gamma, network_v, shown_gamma
 
 __all__ = ["GaussianResidualDenoiser", "low_rank_gaussian"]
-
-SIGMA_SQ_FLOOR = 1e-16  # times the mean variance: sigma^2 of known components in the solve
 
 
 def low_rank_gaussian(process, gaussian, rank: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -138,7 +126,6 @@ class GaussianResidualDenoiser(nn.Module):
         self.register_buffer("mu", mu.to(dev))
         self.register_buffer("factor", factor.to(dev))
         self.register_buffer("remainder", d.to(dev))
-        self.register_buffer("_eye", torch.eye(self.rank, dtype=torch.float64, device=dev))
         scale = float((d + (factor * factor).sum(1)).mean())
         self.sigma_sq_floor = SIGMA_SQ_FLOOR * max(scale, 1e-300)
         self.register_buffer("clean_gamma", clean_gamma(process), persistent=False)
@@ -173,36 +160,9 @@ class GaussianResidualDenoiser(nn.Module):
         """The Gaussian part: E[u | z] (B, D) in z's dtype for the low-rank Sigma."""
         self._check_z(z)
         rows = self._rows(gamma, z.shape[0])
-        known = torch.isneginf(rows)
-        alpha_sq = torch.sigmoid(-rows)
-        alpha = alpha_sq.sqrt()
-        sigma_sq = torch.sigmoid(rows).clamp_min(self.sigma_sq_floor)
-        delta = alpha_sq * self.remainder + sigma_sq  # (G, D), > 0
-        resid = z.to(self.mu) - alpha * self.mu  # r = z - A mu, (B, D)
-        keep = self.remainder * alpha / delta  # gain of the diagonal remainder
-        if self.rank == 0:
-            x0 = self.mu + keep * resid
-        else:
-            lf = self.factor
-            # y = argmin |C y - r / sqrt(delta)|^2 + |y|^2 with C = diag(alpha / sqrt(delta)) L,
-            # i.e. K y = B^T (r / delta); QR of [C; I] (cond(C), not cond(K) = cond(C)^2:
-            # known rows carry 1 / sqrt(floor))
-            root = delta.sqrt()
-            stacked = torch.cat(
-                [(alpha / root).unsqueeze(-1) * lf, self._eye.expand(rows.shape[0], -1, -1)], 1
-            )
-            q, upper = torch.linalg.qr(stacked)  # (G, D + r, r), (G, r, r)
-            w = resid / root  # (B, D)
-            if q.shape[0] == 1:
-                proj = w @ q[0, : lf.shape[0]]  # (B, r)
-                y = torch.linalg.solve_triangular(upper[0], proj.T, upper=True).T
-            else:
-                proj = torch.einsum("bd,bdr->br", w, q[:, : lf.shape[0]]).unsqueeze(-1)
-                y = torch.linalg.solve_triangular(upper, proj, upper=True).squeeze(-1)
-            ly = y @ lf.T  # L y, (B, D)
-            x0 = self.mu + ly + keep * (resid - alpha * ly)
-        x0 = x0.to(device=z.device, dtype=z.dtype)
-        return torch.where(known.to(z.device), z, x0)  # bit for bit, and no 0/0 anywhere
+        return low_rank_posterior_mean(
+            z, rows, self.mu, self.factor, self.remainder, self.sigma_sq_floor
+        )
 
     # ------------------------------------------------------------ the residual
 
