@@ -8,8 +8,9 @@ Haar / scale at s = 1): the fitted Gaussian must be at least as fast as the empi
 the app's training set.
 
 CUDA (only when a GPU is present): images/s of every network at batch 256 and 1024 with 100
-steps, bf16 autocast and inference mode, against the goal of 3000 images/s at 100 steps on an
-H200. Without a GPU the section says so.
+steps, with the settings the app samples with (`fast_inference`, applied by load_model: bf16
+autocast for the U-Net and channels_last weights) and inference mode, against the goal of
+3000 images/s at 100 steps on an H200. Without a GPU the section says so.
 
     python bench/bench_network.py [--threads 2] [--repeats 3]
 """
@@ -113,11 +114,10 @@ def gpu_networks() -> list[str]:
     lines = ["| checkpoint | batch | images/s at 100 steps | goal |", "|---|---|---|---|"]
     for path in sorted((ROOT / "assets" / "models").glob("*.pt")):
         process, den = load_model(path, softness=1.0, device="cuda")
-        den.model.to(memory_format=torch.channels_last)
         for batch in (256, 1024):
 
             def run(b=batch, p=process, d=den):
-                with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                with torch.inference_mode():  # load_model set bf16 + channels_last
                     sample(p, d, b, 100, METHOD, generator=torch.Generator("cuda").manual_seed(0))
 
             sec = median_time(run, repeats=3, device="cuda", warmup=1)

@@ -87,6 +87,8 @@ def network_v(
         if autocast_dtype is not None
         else contextlib.nullcontext()
     )
+    if autocast_dtype is not None and image.is_cuda:
+        image = image.contiguous(memory_format=torch.channels_last)
     with ctx:
         out = model(image, features)
     return basis.encode(out.to(param.dtype)).to(device=z.device, dtype=z.dtype)
@@ -109,7 +111,33 @@ class GammaConditionedNet(nn.Module):
         return self.unet(image, self.embed(features))
 
 
-class NetworkDenoiser(nn.Module):
+def inference_autocast(device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for sampling on `device`: bf16 on a CUDA device that supports it,
+    else None (never on the CPU, where bf16 convolutions are slower than float32)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return None
+
+
+class FastInference:
+    """Sampling settings shared by the network denoisers: `autocast_dtype` (None: full
+    precision) is what forward runs the network under; `fast_inference()` sets it for the
+    model's device and, on CUDA, stores the weights channels_last (the app, `load_model` and
+    bench/bench_network.py all sample this way). The basis and the diffusion maths stay in the
+    process's dtype; only the U-Net's convolutions run in bf16."""
+
+    autocast_dtype: torch.dtype | None = None
+
+    def fast_inference(self):
+        device = next(self.model.parameters()).device
+        self.autocast_dtype = inference_autocast(device)
+        if self.autocast_dtype is not None:
+            self.model.to(memory_format=torch.channels_last)
+        return self
+
+
+class NetworkDenoiser(FastInference, nn.Module):
     """Trained denoiser meeting the protocol (z (B, D), t, state=None) -> x0_hat (B, D).
 
     process: gives the basis, and the NoiseState when none is passed. config: the U-Net's
@@ -178,7 +206,7 @@ class NetworkDenoiser(nn.Module):
             state = self.process.noise_state(t, like=z)
         self.nfe += 1
         gamma = state.gamma.to(z)
-        v_hat = self.predict_v(z, gamma)
+        v_hat = self.predict_v(z, gamma, autocast_dtype=self.autocast_dtype)
         # alpha = 1, sigma = 0 on known components: x0_hat = z exactly
         return torch.sigmoid(-gamma).sqrt() * z - torch.sigmoid(gamma).sqrt() * v_hat
 

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from ..schedules import NoiseState
 from .analytic import SIGMA_SQ_FLOOR, low_rank_posterior_mean
 from .models import UNetConfig
-from .network import GammaConditionedNet, clean_gamma, network_v, shown_gamma
+from .network import FastInference, GammaConditionedNet, clean_gamma, network_v, shown_gamma
 
 __all__ = ["GaussianResidualDenoiser", "low_rank_gaussian"]
 
@@ -64,7 +64,7 @@ def low_rank_gaussian(process, gaussian, rank: int) -> tuple[Tensor, Tensor, Ten
     return g.mean, factor.contiguous(), d
 
 
-class GaussianResidualDenoiser(nn.Module):
+class GaussianResidualDenoiser(FastInference, nn.Module):
     """Denoiser (z (B, D), t, state=None) -> x0_hat (B, D): exact low-rank Gaussian + residual.
 
     process: gives the basis and the NoiseState when none is passed. gaussian: images
@@ -210,6 +210,7 @@ class GaussianResidualDenoiser(nn.Module):
         self.nfe += 1
         gamma = state.gamma.to(z)
         x0_gauss = self.gaussian_x0(z, gamma)
-        v_res = self.residual_v(z, shown_gamma(gamma.to(z), self.clean_gamma))
+        shown = shown_gamma(gamma.to(z), self.clean_gamma)
+        v_res = self.residual_v(z, shown, autocast_dtype=self.autocast_dtype)
         # sigma = 0 on known components, so they stay z (gaussian_x0 already put z there)
         return x0_gauss - torch.sigmoid(gamma).sqrt() * v_res
