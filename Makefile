@@ -47,7 +47,12 @@ venv-dev: $(STAMP_DEV)
 
 # Another port: make run PORT=8502
 PORT ?= 8501
+# The default dataset (60 000 glyphs at 32 x 32) is rendered once per machine and cached on
+# disk (rgdiff_core.glyphs.cache_dir()), here rather than on the first page load.
 run: venv
+	@$(PY) -c "from rgdiff_core import data, glyphs; \
+	  print('default dataset: 60 000 glyphs (cache:', glyphs.cache_dir(), ')', flush=True); \
+	  data.load_dataset('glyphs', 32)"
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 # The browser tests drive Debian's chromium (no Playwright browser download).

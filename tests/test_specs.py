@@ -99,6 +99,23 @@ def test_denoiser_registry_builds_each_kind_and_names_bad_choices():
         build_denoiser(DenoiserSpec("empirical"), process)
 
 
+def test_empirical_items_takes_the_first_items():
+    """DenoiserSpec.items: the empirical denoiser of the first N items is that of DATA[:N]
+    (its samples replay only those), 0 means all; anything else names the argument."""
+    process = build_process(spec(order="variance"), DATA)
+    first = build_denoiser(DenoiserSpec("empirical", items=50), process, DATA)
+    assert first.items.shape[0] == 50
+    assert torch.equal(first.items, process.encode(DATA[:50]))
+    assert build_denoiser(DenoiserSpec("empirical"), process, DATA).items.shape[0] == len(DATA)
+    z = torch.randn(4, 64, generator=torch.Generator().manual_seed(0))
+    # nearly clean: each x0_hat is (close to) one of the first 50 items
+    _, weights = first(z, 0.0, return_weights=True)
+    assert weights.shape == (4, 50)
+    for bad in (-1, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="items must be an integer >= 0"):
+            build_denoiser(DenoiserSpec("empirical", items=bad), process, DATA)
+
+
 def test_a_checkpoint_rebuilds_the_process_the_app_builds(tmp_path):
     """Training stores its ProcessSpec; the process rebuilt from the checkpoint's tensors equals
     the one build_process makes from that spec, at any softness."""

@@ -18,7 +18,7 @@ import streamlit as st
 from rgdiff_core.denoisers.checkpoints import load_checkpoint, process_from_checkpoint
 from rgdiff_core.denoisers.registry import DenoiserSpec, build_denoiser
 from rgdiff_core.specs import DataSpec, ProcessSpec, ScheduleSpec
-from ui import cache, state
+from ui import cache, state, widgets
 
 BIND: Any = "query-params"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -71,6 +71,8 @@ def denoiser_picker(data: DataSpec, key: str = "den", prefixes: tuple[str, ...] 
         "network: a checkpoint from assets/models/.",
     )
     st.caption(denoiser_label(kind))
+    if kind == "empirical":
+        items_input(data)
     if kind.startswith("network:") and network_settings(kind):
         st.button(
             "Use the settings this network was trained for",
@@ -83,6 +85,51 @@ def denoiser_picker(data: DataSpec, key: str = "den", prefixes: tuple[str, ...] 
     if not network_files():
         st.caption("No trained networks yet (assets/models/*.pt): they appear here once trained.")
     return kind
+
+
+def dataset_items(data: DataSpec) -> int:
+    """How many training items the dataset has (0 when it cannot be loaded, e.g. "upload"
+    with nothing uploaded: the page's own checks say so)."""
+    try:
+        return len(cache.dataset(data))
+    except ValueError:
+        return 0
+
+
+def empirical_items(data: DataSpec) -> int:
+    """The training items the exact empirical denoiser uses: the "Training items" control
+    (default state.RUN_DEFAULTS["items"]) capped at the dataset's size."""
+    n = dataset_items(data)
+    want = st.session_state.get("items", state.default("items"))
+    want = want if isinstance(want, int) and not isinstance(want, bool) and want >= 1 else n
+    return min(want, n)
+
+
+def items_input(data: DataSpec) -> int:
+    """The "Training items" control of the exact empirical denoiser (key items): its set is
+    the first N items, and its cost per step grows linearly with N."""
+    n = dataset_items(data)
+    if n <= 1:
+        return n
+    widgets.clamp_state("items", 1, n)
+    used = int(
+        st.number_input(
+            "Training items",
+            1,
+            n,
+            value=min(state.default("items"), n),
+            step=1000 if n > 5000 else 100,
+            key="items",
+            bind=BIND,
+            help=f"The exact empirical denoiser of the first N of the {n:,} training items: "
+            "its samples replay these items, and each step costs time in proportion to N. "
+            f"All {n:,} items make every step {n / min(state.default('items'), n):.0f}× the "
+            "default's cost.",
+        )
+    )
+    if used < n:
+        st.caption(f"Uses the first {used:,} of {n:,} training items.")
+    return used
 
 
 def network_settings(kind: str) -> dict[str, Any]:
@@ -126,7 +173,7 @@ def network_chosen(key: str, prefixes: tuple[str, ...] = ("",)) -> None:
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the denoiser…")
-def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, schedule, _process):
+def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, schedule, items, _process):
     # Samplers always pass the noise state, so one exact denoiser serves every schedule of a
     # (data, basis, prior): the key leaves the schedule out (None) for those. A network shows
     # known components at its process's gamma(0), so its key has the schedule. `stamp` is a
@@ -134,7 +181,8 @@ def _denoiser(d: DataSpec, b, p, kind: str, stamp: tuple | None, schedule, _proc
     if kind.startswith("network:"):
         spec = DenoiserSpec("network", checkpoint=str(MODELS_DIR / kind.removeprefix("network:")))
         return build_denoiser(spec, _process)
-    return build_denoiser(DenoiserSpec(kind, dataset=d.dataset), _process, cache.dataset(d))
+    spec = DenoiserSpec(kind, dataset=d.dataset, items=items)
+    return build_denoiser(spec, _process, cache.dataset(d))
 
 
 def denoiser(spec: ProcessSpec, kind: str):
@@ -143,7 +191,8 @@ def denoiser(spec: ProcessSpec, kind: str):
     network = kind.startswith("network:")
     schedule = spec.schedule if network else None
     stamp = checkpoint_stamp(kind)
-    return _denoiser(spec.data, spec.basis, spec.prior, kind, stamp, schedule, process)
+    items = empirical_items(spec.data) if kind == "empirical" else 0
+    return _denoiser(spec.data, spec.basis, spec.prior, kind, stamp, schedule, items, process)
 
 
 def checkpoint_stamp(kind: str) -> tuple[int, int] | None:

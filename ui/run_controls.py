@@ -145,9 +145,10 @@ def check_batch(batch: int, data: DataSpec, kind: str, runs: int = 1) -> str | N
     """A message if the run would need more memory than the budget, naming the max batch,
     or if its data is missing (the dataset "upload" with nothing uploaded)."""
     try:
-        n_items = len(cache.dataset(data)) if kind == "empirical" else 0
+        cache.dataset(data)
     except ValueError as err:
         return f"Data: {err}"
+    n_items = denoiser_choice.empirical_items(data) if kind == "empirical" else 0
     dim = int(np.prod(data.shape))
     budget = memory_budget(data.device) // max(1, runs)
     need = ex.run_memory_bytes(batch, dim, ex.MAX_FRAMES, RECORD, n_items)

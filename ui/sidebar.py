@@ -49,7 +49,7 @@ def data_spec() -> DataSpec:
     ignored). Should the flag ever be missing, the page draws the sidebar itself.
     """
     if getattr(_RUN, "via_app", False):
-        return st.session_state.get(SPEC_KEY) or DataSpec()
+        return st.session_state.get(SPEC_KEY) or DataSpec(dataset=state.default("data"))
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # pragma: no cover - depends on Streamlit internals
@@ -80,6 +80,7 @@ def sidebar() -> DataSpec:
             state.DATASETS,
             key="data",
             bind="query-params",
+            index=state.DATASETS.index(state.default("data")),
             help="Images every page works on. "
             + "; ".join(f"**{k}**: {v}" for k, v in DATASET_HELP.items()),
         )

@@ -118,7 +118,7 @@ SAMPLING_MODES = ("single", "sweep")
 
 # ---------------------------------------------------------------- defaults
 
-SIDEBAR_DEFAULTS: dict[str, Any] = {"data": "digits", "size": 32, "device": "auto", "seed": 0}
+SIDEBAR_DEFAULTS: dict[str, Any] = {"data": "glyphs", "size": 32, "device": "auto", "seed": 0}
 
 PROCESS_DEFAULTS: dict[str, Any] = {
     "basis": "wavelet",
@@ -168,6 +168,7 @@ PAGE_DEFAULTS: dict[str, Any] = {
 RUN_DEFAULTS: dict[str, Any] = {
     "den": "empirical",
     "cden": "gaussian_fit",  # conditioning (the empirical one returns one training item)
+    "items": 6000,  # exact empirical: the first N training items (all 60 000 glyphs: 10x)
     "sampler": "dpm2m",  # fewest denoiser calls for 2 % (bench/results/accuracy.md, table 3)
     "steps": 100,
     "batch": 16,

@@ -3,7 +3,8 @@
     den = build_denoiser(DenoiserSpec("gaussian_fit"), process, data)
 
 kinds:
-- empirical: the exact optimal denoiser of the training set (reproduces its items);
+- empirical: the exact optimal denoiser of the training set (reproduces its items), or of its
+  first `items` items (items > 0; its cost per step grows linearly with them);
 - gaussian_fit: the exact denoiser of the Gaussian with the data's mean and covariance, fitted
   on the first GAUSSIAN_FIT_ITEMS items;
 - gaussian_true: the exact denoiser of the Gaussian-fields dataset's true covariance
@@ -35,6 +36,7 @@ class DenoiserSpec(_Spec):
     kind: str = "empirical"
     checkpoint: str = ""  # network: the checkpoint's path
     dataset: str = ""  # gaussian_true: the dataset the data come from (must be "fields")
+    items: int = 0  # empirical: use the first `items` training items (0: all of them)
 
 
 def _data(data: Tensor | None, kind: str) -> Tensor:
@@ -44,7 +46,11 @@ def _data(data: Tensor | None, kind: str) -> Tensor:
 
 
 def _empirical(spec: DenoiserSpec, process, data: Tensor | None):
-    return EmpiricalDenoiser(process, _data(data, spec.kind).to(process.device))
+    items = spec.items
+    if isinstance(items, bool) or not isinstance(items, int) or items < 0:
+        raise ValueError(f"items must be an integer >= 0 (0: every item), got {items!r}")
+    data = _data(data, spec.kind)
+    return EmpiricalDenoiser(process, (data[:items] if items else data).to(process.device))
 
 
 def _gaussian_fit(spec: DenoiserSpec, process, data: Tensor | None):
