@@ -47,13 +47,13 @@ def fourier_process(schedule="soft"):
     return Process(basis, prior, sched)
 
 
-def closed_form(process, z, state):
-    """E[u | z] by a dense float64 solve, from the data-space covariance (independent of the
-    denoiser's set-up)."""
+def closed_form(process, z, state, cov=COV, mean=MEAN, jitter=1e-6):
+    """E[u | z] by a dense float64 solve, one example at a time, from the data-space covariance
+    (independent of the denoiser's set-up and routes)."""
     s = process.prior.std.double()
-    sigma = component_covariance(process.basis, COV) / s[:, None] / s[None, :]
-    sigma = sigma + 1e-6 * sigma.diagonal().mean() * torch.eye(D, dtype=torch.float64)
-    mu = (process.basis.encode(MEAN.reshape(1, *SHAPE))[0] - process.prior.mean.double()) / s
+    sigma = component_covariance(process.basis, cov) / s[:, None] / s[None, :]
+    sigma = sigma + jitter * sigma.diagonal().mean() * torch.eye(D, dtype=torch.float64)
+    mu = (process.basis.encode(mean.reshape(1, *SHAPE))[0] - process.prior.mean.double()) / s
     gamma = state.gamma.double().expand(z.shape[0], D)
     out = []
     for g, zi in zip(gamma, z.double(), strict=True):

@@ -7,7 +7,7 @@ import torch
 
 from rgdiff_core.bases import make_basis
 from rgdiff_core.data import load_dataset
-from rgdiff_core.denoisers import GaussianDenoiser, component_covariance
+from rgdiff_core.denoisers import GaussianDenoiser
 from rgdiff_core.priors import make_prior
 from rgdiff_core.process import Process
 from rgdiff_core.schedules import order_labels, soft_conditioning_schedule
@@ -19,10 +19,9 @@ from rgdiff_core.specs import (
     ScheduleSpec,
     build_process,
 )
+from tests import test_gaussian_fast_path as fast_path
 
-SIZE = 8
-D = SIZE * SIZE
-SHAPE = (1, SIZE, SIZE)
+D, SHAPE = fast_path.D, fast_path.SHAPE  # 8 x 8, one channel
 JITTER = 1e-6
 
 
@@ -47,18 +46,7 @@ def pixel_process() -> Process:
 
 
 def closed_form(process, cov, z, state):
-    """E[u | z] by a dense float64 solve, one example at a time (independent of the routes)."""
-    s = process.prior.std.double()
-    sigma = component_covariance(process.basis, cov) / s[:, None] / s[None, :]
-    sigma = sigma + JITTER * sigma.diagonal().mean() * torch.eye(D, dtype=torch.float64)
-    mu = (process.basis.encode(MEAN.reshape(1, *SHAPE))[0] - process.prior.mean.double()) / s
-    gamma = state.gamma.double().expand(z.shape[0], D)
-    out = []
-    for g, zi in zip(gamma, z.double(), strict=True):
-        a, s2 = torch.sigmoid(-g).sqrt(), torch.sigmoid(g)
-        m = a[:, None] * sigma * a[None, :] + torch.diag(s2)
-        out.append(mu + sigma @ (a * torch.linalg.solve(m, zi - a * mu)))
-    return torch.stack(out)
+    return fast_path.closed_form(process, z, state, cov=cov, mean=MEAN, jitter=JITTER)
 
 
 @pytest.mark.parametrize("rank", [1, 5, D // 4])

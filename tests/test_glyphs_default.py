@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import app_errors, open_app_page
+from tests.conftest import open_app_page
+from tests.test_app_polish import ok, texts
 from ui import state
 
 pytestmark = pytest.mark.usefixtures("navigation_mode")
-
-
-def texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements)
-
-
-def ok(at):
-    assert not at.exception, app_errors(at)
-    return at
 
 
 def test_glyphs_are_the_default_and_the_empirical_denoiser_uses_the_first_items():
