@@ -267,7 +267,7 @@ def _write(path: Path, images: Tensor, labels: Tensor) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
             tmp = Path(f.name)
-            np.savez(f, images=images.numpy(), labels=labels.numpy())
+            np.savez_compressed(f, images=images.numpy(), labels=labels.numpy())
         os.replace(tmp, path)
     except OSError:
         if "tmp" in locals():
