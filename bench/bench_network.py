@@ -12,7 +12,7 @@ steps, with the settings the app samples with (`fast_inference`, applied by load
 autocast for the U-Net and channels_last weights) and inference mode, against the goal of
 3000 images/s at 100 steps on an H200. Without a GPU the section says so.
 
-    python bench/bench_network.py [--threads 2] [--repeats 3]
+    python bench/bench_network.py [--threads 2] [--repeats 3] [--only all|cpu|cuda]
 """
 
 from __future__ import annotations
@@ -131,19 +131,24 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None, help="also write the tables here (markdown)")
+    parser.add_argument(
+        "--only", choices=("all", "cpu", "cuda"), default="all", help="which sections to run"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     head = f"torch {torch.__version__}, {args.threads} CPU threads, median of {args.repeats}"
     print(head)
-    parts = [
-        "## CPU: 16 samples per shipped network (softness 1, dpm2m at the advisor's steps)\n",
-        *cpu_networks(args.repeats),
-        "\n## CPU: exact Gaussian against exact empirical at equal size\n",
-        *exact_pair(args.repeats),
-        "\n## CUDA\n",
-        *gpu_networks(),
-    ]
+    parts = []
+    if args.only in ("all", "cpu"):
+        parts += [
+            "## CPU: 16 samples per shipped network (softness 1, dpm2m at the advisor's steps)\n",
+            *cpu_networks(args.repeats),
+            "\n## CPU: exact Gaussian against exact empirical at equal size\n",
+            *exact_pair(args.repeats),
+        ]
+    if args.only in ("all", "cuda"):
+        parts += ["\n## CUDA\n", *gpu_networks()]
     took = time.perf_counter() - start
     text = f"# Sampling speed (bench/bench_network.py)\n\n{head}; {took:.0f} s.\n\n"
     text += "\n".join(parts) + "\n"

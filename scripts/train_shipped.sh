@@ -1,58 +1,59 @@
 #!/usr/bin/env bash
-# Train the three shipped network checkpoints, in parallel on one GPU, and export each to
-# assets/models/NAME.pt (+ NAME.json, NAME_loss.csv). Reruns resume from runs/shipped/NAME.
+# Train the four shipped Gaussian-residual models at once on one GPU and export each to
+# $MODELS_DIR/NAME.pt (+ NAME.json, NAME_loss.csv). Reruns resume from $RUNS_DIR/NAME.
 #
-#   scripts/train_shipped.sh                                  # the shipped models (one GPU)
-#   STEPS_SCALE=0.01 scripts/train_shipped.sh                 # smoke run (models -> runs/, not assets/)
-#   GAMMA_NOISE=10 BASE_STEPS=20000 scripts/train_shipped.sh  # noisier end (less signal at t = 1)
-#   PYTHON=python3 RUNS_DIR=/tmp/r MODELS_DIR=/tmp/m scripts/train_shipped.sh
+#   scripts/train_shipped.sh                                   # 6000 steps each -> assets/models
+#   STEPS=20 BATCH=8 DEVICE=cpu MODELS_DIR=/tmp/m scripts/train_shipped.sh   # rehearsal
+#   ONLY="glyphs_haar" STEPS=9000 scripts/train_shipped.sh     # one model, longer
 #
-# Models (all 32x32, data prior, default UNetConfig: 1.79 M parameters with the gamma MLP,
-# 7.2 MB in float32; softness family log-uniform on [0.1, 10] + 20 % at 1 + 10 % at inf):
-#   shapes_haar          shapes, wavelet basis (haar, all 5 levels), scale order (coarse first)
-#   digits_dct           digits, DCT basis, variance order
-#   digits_pixel_column  digits, pixel basis, column order (left to right)
-#
-# Time estimate (STEPS = 4500 steps at batch 128 per model, all three at once):
-# - CPU (2 threads, bench/bench_train.py): 1.2 steps/s at batch 64 with the default model; the
-#   usual 50-100x for a small convnet on a GPU predicts ~60-120 steps/s for one run.
-# - Measured on one H200 (torch 2.11, bf16 autocast): one run alone does 20 steps/s at batch 64,
-#   and each of three parallel runs does 21 steps/s at batch 128 (600-step calibration run: 43 s
-#   wall for all three, ~10 s of it start-up, data and export). The step is bound by Python/CUDA
-#   launch overhead, not by the GPU, so the three runs hardly slow each other and batch 128
-#   costs no more per step than 64.
-# - So 4500 steps take ~215 s of training + ~15 s start-up and warm-up: about 4 minutes on an
-#   H200 (an H100 should be about the same, the GPU being mostly idle).
+# The recipe is scripts/train_cpu.sh's (32x32, data prior, auto noised-end target, exact
+# Gaussian of rank 64 + U-Net residual, ELBO-weighted loss, 25 % random known masks, cosine
+# learning rate, EMA) with the default U-Net (channels 64: 1.8 M parameters, about 7 MB in
+# float32) and batch 128 instead of the CPU's small one. scripts/gpu_session.sh picks STEPS
+# from a measured rate so that training fits its time; run alone, 6000 steps is the default.
+# The steps of the runs that made the old plain networks (3 at once on one H200) were bound by
+# Python/CUDA launch overhead at ~21 steps/s each; the residual's Gaussian part adds one batched
+# QR of (D + 64) x 64 per example per step, whose GPU cost is measured by the calibration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python}
-SCALE=${STEPS_SCALE:-1}
-STEPS=$("$PYTHON" -c "import sys; print(max(1, round(float(sys.argv[1]) * float(sys.argv[2]))))" \
-        "${BASE_STEPS:-4500}" "$SCALE")
+STEPS=${STEPS:-6000}
 BATCH=${BATCH:-128}
+DEVICE=${DEVICE:-cuda}
 RUNS=${RUNS_DIR:-runs/shipped}
-if [ "$SCALE" = "1" ]; then MODELS=${MODELS_DIR:-assets/models}; else MODELS=${MODELS_DIR:-$RUNS/models}; fi
+MODELS=${MODELS_DIR:-assets/models}
 EVERY=$(( STEPS < 500 ? STEPS : 500 ))
 mkdir -p "$RUNS" "$MODELS"
 
-common=(--size 32 --steps "$STEPS" --batch "$BATCH" --lr 3e-4 --log-every "$EVERY"
-        --ckpt-every 1000 --seed 0 --gamma-noise "${GAMMA_NOISE:-3}")
-run() {  # NAME, then the run's own arguments
-  local name=$1; shift
-  "$PYTHON" -m rgdiff_core.train "$@" "${common[@]}" --out "$RUNS/$name" \
-    --export "$MODELS/$name.pt" >"$RUNS/$name.log" 2>&1
-}
+common=(--size 32 --steps "$STEPS" --batch "$BATCH" --lr 5e-4 --lr-schedule cosine
+        --warmup 200 --ema-decay 0.999 --log-every 50 --ckpt-every "$EVERY" --seed 0
+        --gamma-noise auto --gaussian-rank 64 --loss-weight elbo --p-known 0.25
+        --device "$DEVICE")
+declare -A ARGS=(
+  [glyphs_pixel_column]="--dataset glyphs --basis pixel --order column"
+  [glyphs_haar]="--dataset glyphs --basis wavelet --wavelet haar --order scale"
+  [glyphs_dct]="--dataset glyphs --basis dct --order variance"
+  [shapes_haar_residual]="--dataset shapes --basis wavelet --wavelet haar --order scale"
+)
+read -r -a names <<<"${ONLY:-glyphs_pixel_column glyphs_haar glyphs_dct shapes_haar_residual}"
+for name in "${names[@]}"; do
+  [[ -n "${ARGS[$name]:-}" ]] || { echo "unknown model $name (${!ARGS[*]})" >&2; exit 2; }
+done
 
-echo "training 3 models, $STEPS steps at batch $BATCH each -> $MODELS (logs in $RUNS/*.log)"
+echo "training ${#names[@]} models, $STEPS steps at batch $BATCH on $DEVICE -> $MODELS"
 start=$SECONDS
-run shapes_haar --dataset shapes --basis wavelet --wavelet haar --order scale & p1=$!
-run digits_dct --dataset digits --basis dct --order variance & p2=$!
-run digits_pixel_column --dataset digits --basis pixel --order column & p3=$!
+declare -A pids
+for name in "${names[@]}"; do
+  # shellcheck disable=SC2086
+  "$PYTHON" -m rgdiff_core.train ${ARGS[$name]} "${common[@]}" --out "$RUNS/$name" \
+    --export "$MODELS/$name.pt" >>"$RUNS/$name.log" 2>&1 &
+  pids[$name]=$!
+done
 status=0
-for pair in "shapes_haar:$p1" "digits_dct:$p2" "digits_pixel_column:$p3"; do
-  if wait "${pair#*:}"; then echo "ok      ${pair%%:*}: $(tail -n 1 "$RUNS/${pair%%:*}.log")"
-  else status=1; echo "FAILED  ${pair%%:*}: see $RUNS/${pair%%:*}.log"; tail -n 5 "$RUNS/${pair%%:*}.log"; fi
+for name in "${names[@]}"; do
+  if wait "${pids[$name]}"; then echo "ok      $name: $(tail -n 1 "$RUNS/$name.log")"
+  else status=1; echo "FAILED  $name: see $RUNS/$name.log"; tail -n 5 "$RUNS/$name.log"; fi
 done
 echo "wall time $(( SECONDS - start )) s"
 exit $status
