@@ -15,7 +15,10 @@
 # Time (defaults): data < 30 s, calibration ~60 s, training TRAIN_SECONDS = 270 s plus
 # start-up and export, sampling figures <= 60 s, model scores <= 90 s: about 9 min.
 # The GPU machine has torch and Pillow but no PyWavelets and no registry: the wheel under .whl/
-# (carried with the call) is installed from disk into /tmp/site when pywt is missing.
+# (carried with the call: carry [".whl"]) is installed from disk into /tmp/site when pywt is
+# missing. Fetch it here first (the registry has no 1.9.0 wheel for that machine's Python 3.12):
+#   .venv/bin/python -m pip download --only-binary=:all: --no-deps --python-version 3.12 \
+#     --platform manylinux2014_x86_64 --implementation cp -d .whl PyWavelets==1.8.0
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
