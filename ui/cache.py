@@ -81,9 +81,20 @@ def custom_labels(key: str) -> np.ndarray | None:
     return _LABELS.get(key) if key else None
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading data…")
+def data_key(d: DataSpec) -> DataSpec:
+    """The part of a DataSpec that the data themselves depend on: dataset, size and uploads,
+    not the device or the seed (so sessions with different seeds share one copy: the glyphs
+    are 246 MB in float32)."""
+    return DataSpec(dataset=d.dataset, size=d.size, upload=d.upload)
+
+
 def dataset(d: DataSpec) -> torch.Tensor:
     """The training split (N, 1, size, size) on the CPU; read-only."""
+    return _dataset(data_key(d))
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading data…")
+def _dataset(d: DataSpec) -> torch.Tensor:
     if d.dataset == "upload":
         if d.upload not in _UPLOADS:
             raise ValueError(
@@ -108,17 +119,26 @@ def _basis(b: BasisSpec, d: DataSpec):
 
 def basis(d: DataSpec, b: BasisSpec):
     """The basis on the CPU (PCA is fitted on the dataset; the others depend on size only)."""
-    return _basis(b, d if BASES[b.name].needs_data else _data_key(d))
+    return _basis(b, data_key(d) if BASES[b.name].needs_data else _data_key(d))
+
+
+def prior(d: DataSpec, b: BasisSpec, p: PriorSpec):
+    """The prior on the CPU (it depends on the data, not on the device or seed)."""
+    return _prior(data_key(d), b, p)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Fitting the prior…")
-def prior(d: DataSpec, b: BasisSpec, p: PriorSpec):
+def _prior(d: DataSpec, b: BasisSpec, p: PriorSpec):
     return build_prior(p, basis(d, b), dataset(d))
 
 
-@st.cache_resource(max_entries=16, show_spinner="Measuring component variances…")
 def stats(d: DataSpec, b: BasisSpec, p: PriorSpec):
     """The data's component statistics in this basis and prior (rgdiff_core.specs)."""
+    return _stats(data_key(d), b, p)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Measuring component variances…")
+def _stats(d: DataSpec, b: BasisSpec, p: PriorSpec):
     return component_statistics(basis(d, b), dataset(d), prior(d, b, p))
 
 

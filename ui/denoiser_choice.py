@@ -9,6 +9,7 @@ give the pair a run uses, whichever kind was picked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,9 @@ def denoiser(spec: ProcessSpec, kind: str):
     schedule = spec.schedule if network else None
     stamp = checkpoint_stamp(kind)
     items = empirical_items(spec.data) if kind == "empirical" else 0
-    return _denoiser(spec.data, spec.basis, spec.prior, kind, stamp, schedule, items, process)
+    # the seed is not part of a denoiser: sessions with other seeds share it
+    data = dataclasses.replace(spec.data, seed=0)
+    return _denoiser(data, spec.basis, spec.prior, kind, stamp, schedule, items, process)
 
 
 def checkpoint_stamp(kind: str) -> tuple[int, int] | None:
