@@ -34,16 +34,8 @@ run() {  # NAME, then the run's own arguments
     --export "$MODELS/$name.pt" >>"$RUNS/$name.log" 2>&1 && echo "ok $name: $(tail -n 1 "$RUNS/$name.log")"
 }
 
-declare -A ARGS=(
-  [glyphs_pixel_column]="--dataset glyphs --basis pixel --order column"
-  [glyphs_haar]="--dataset glyphs --basis wavelet --wavelet haar --order scale"
-  [glyphs_dct]="--dataset glyphs --basis dct --order variance"
-  [shapes_haar_residual]="--dataset shapes --basis wavelet --wavelet haar --order scale"
-)
-read -r -a names <<<"${ONLY:-glyphs_pixel_column glyphs_haar glyphs_dct shapes_haar_residual}"
-for name in "${names[@]}"; do
-  [[ -n "${ARGS[$name]:-}" ]] || { echo "unknown model $name (${!ARGS[*]})" >&2; exit 2; }
-done
+# shellcheck source=scripts/shipped_models.sh
+source scripts/shipped_models.sh  # ARGS and names
 
 start=$SECONDS
 echo "training ${#names[@]} models, $STEPS steps each -> $MODELS (logs in $RUNS/*.log)"

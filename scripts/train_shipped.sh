@@ -30,16 +30,8 @@ common=(--size 32 --steps "$STEPS" --batch "$BATCH" --lr 5e-4 --lr-schedule cosi
         --warmup 200 --ema-decay 0.999 --log-every 50 --ckpt-every "$EVERY" --seed 0
         --gamma-noise auto --gaussian-rank 64 --loss-weight elbo --p-known 0.25
         --device "$DEVICE")
-declare -A ARGS=(
-  [glyphs_pixel_column]="--dataset glyphs --basis pixel --order column"
-  [glyphs_haar]="--dataset glyphs --basis wavelet --wavelet haar --order scale"
-  [glyphs_dct]="--dataset glyphs --basis dct --order variance"
-  [shapes_haar_residual]="--dataset shapes --basis wavelet --wavelet haar --order scale"
-)
-read -r -a names <<<"${ONLY:-glyphs_pixel_column glyphs_haar glyphs_dct shapes_haar_residual}"
-for name in "${names[@]}"; do
-  [[ -n "${ARGS[$name]:-}" ]] || { echo "unknown model $name (${!ARGS[*]})" >&2; exit 2; }
-done
+# shellcheck source=scripts/shipped_models.sh
+source scripts/shipped_models.sh  # ARGS and names
 
 echo "training ${#names[@]} models, $STEPS steps at batch $BATCH on $DEVICE -> $MODELS"
 start=$SECONDS
