@@ -8,12 +8,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_library_snippet_runs():
+def run_snippet(heading: str) -> dict:
+    """Run the first python block after `heading` in the README; its variables."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Library API") :]
+    section = text[text.index(heading) :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102
+    return scope
+
+
+def test_readme_library_snippet_runs():
+    scope = run_snippet("## Library API")
     images = scope["images"]
     assert images.shape == (16, 1, 32, 32) and torch.isfinite(images).all()
     from rgdiff_core.terminal import L_T_TARGET, prior_term
@@ -23,11 +29,7 @@ def test_readme_library_snippet_runs():
 
 
 def test_readme_load_model_snippet_runs():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Training a model on a GPU") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102
+    scope = run_snippet("## Training a model on a GPU")
     images = scope["images"]
     assert images.shape == (16, 1, 32, 32) and torch.isfinite(images).all()
     assert scope["process"].schedule.softness == 0.3

@@ -99,9 +99,10 @@ class GaussianDenoiser(nn.Module):
             lam, vec = torch.linalg.eigh(sigma_u)
             self.register_buffer("eigval", lam.clamp_min(0).to(dev))
             self.register_buffer("eigvec", vec.to(dev))
-        self.low_rank = None if self.diagonal or dense else _low_rank(lam, vec, scale)
-        if self.low_rank is not None:
-            factor, c = _low_rank(lam, vec, scale, parts=True)
+        parts = None if self.diagonal or dense else _low_rank(lam, vec, scale)
+        self.low_rank = None if parts is None else parts[0].shape[1]
+        if parts is not None:
+            factor, c = parts
             self.register_buffer("factor", factor.to(dev))
             self.register_buffer("remainder", torch.full((d,), c, dtype=torch.float64).to(dev))
             self.sigma_sq_floor = SIGMA_SQ_FLOOR * scale
@@ -295,15 +296,14 @@ def low_rank_posterior_mean(
     return torch.where(known.to(z.device), z, x0)  # bit for bit, and no 0/0 anywhere
 
 
-def _low_rank(lam: Tensor, vec: Tensor, scale: float, parts: bool = False):
-    """Sigma = V diag(lam) V^T (lam ascending) as L L^T + c I: the rank r of L when every
+def _low_rank(lam: Tensor, vec: Tensor, scale: float) -> tuple[Tensor, float] | None:
+    """Sigma = V diag(lam) V^T (lam ascending) as L L^T + c I: (L (D, r), c) when every
     eigenvalue but the top r lies within 1e-9 scale of c = the smallest (c > 0) and
-    1 <= r <= D / LOW_RANK_SHARE, else None; parts=True gives (L, c) instead."""
+    1 <= r <= D / LOW_RANK_SHARE, else None."""
     c = float(lam[0])
     rank = int((lam - c > 1e-9 * scale).sum())
-    if not parts:
-        ok = c > 1e-12 * scale and 1 <= rank <= lam.numel() // LOW_RANK_SHARE
-        return rank if ok else None
+    if not (c > 1e-12 * scale and 1 <= rank <= lam.numel() // LOW_RANK_SHARE):
+        return None
     return (vec[:, -rank:] * (lam[-rank:] - c).sqrt()).contiguous(), c
 
 
