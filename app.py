@@ -7,6 +7,7 @@ mode come from .streamlit/config.toml. Every control is bound to the URL, so any
 import streamlit as st
 
 from ui import state
+from ui.memory import release_free_memory
 from ui.sidebar import sidebar, through_app
 
 TITLE = "rgdiff — unified diffusion explorer"
@@ -95,5 +96,8 @@ pg = st.navigation(
     ]
 )
 sidebar()
-with through_app():
-    pg.run()
+try:
+    with through_app():
+        pg.run()
+finally:
+    release_free_memory()  # what this run's temporaries freed goes back to the OS

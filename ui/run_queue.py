@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ui.memory import release_free_memory
+
 POLL_S = 0.5  # how often a queued run refreshes its place and checks its session
 
 
@@ -234,6 +236,7 @@ class RunQueue:
             yield ticket
         finally:
             self.release(ticket)
+            release_free_memory()
 
 
 _SHARED: RunQueue | None = None
