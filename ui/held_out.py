@@ -16,7 +16,11 @@ from rgdiff_core.likelihood import ELBO, elbo
 from rgdiff_core.specs import DataSpec, ProcessSpec
 from ui import cache
 
-N_LIKELIHOOD, N_T = 64, 16  # held-out images and strata in t of the pages' bits/dim
+# Held-out images and strata in t of the pages' bits/dim: 512 denoiser rows, 3.0-3.6 s for a
+# shipped 32 px network on 2 threads (64 x 16 took 12.6-13.9 s, longer than the sampling it
+# scores), with a Monte-Carlo s.e. of 0.03-0.06 bits/dim, below the 0.1-1.2 bits/dim that
+# separate softness values. bench/bench_models.py measures the models' bits/dim on 1000 images.
+N_LIKELIHOOD, N_T = 32, 8
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
