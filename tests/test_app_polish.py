@@ -104,6 +104,24 @@ def test_sweep_figure_orders_softness_from_diffusion():
     assert set(run_plots.SWEEP_BETTER) == set(run_plots.SWEEP_METRICS)
 
 
+def test_sweep_figure_says_when_a_metric_is_not_defined():
+    """The empirical denoiser has no held-out bound: its panel says so instead of showing an
+    empty axis with made-up ticks; the other panels are unchanged."""
+    bits = "bits/dim (held-out)"
+    rows = [
+        {"softness": s, **dict.fromkeys(run_plots.SWEEP_METRICS, 1.0), bits: float("nan")}
+        for s in (float("inf"), 0.1)
+    ]
+    fig = run_plots.sweep_metrics_fig(rows)
+    notes = [a for a in fig.layout.annotations if "not defined" in a.text]
+    j = run_plots.SWEEP_METRICS.index(bits) + 1
+    assert len(notes) == 1 and notes[0].xref == f"x{j if j > 1 else ''} domain"
+    assert fig.layout[f"yaxis{j if j > 1 else ''}"].showticklabels is False
+    rows[0][bits] = -4.5  # one finite point: the panel is drawn as usual
+    fig = run_plots.sweep_metrics_fig(rows)
+    assert not [a for a in fig.layout.annotations if "not defined" in a.text]
+
+
 # ---------------------------------------------------------------- (d) one softness story
 
 

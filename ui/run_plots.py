@@ -5,6 +5,8 @@ against softness. Unlike ui/plots.py these may read the cached schedule of a spe
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -102,6 +104,10 @@ SWEEP_BETTER = {
 SOFTNESS_AXIS = "softness s:  ∞ = diffusion (left)  ⟶  small s = autoregressive (right)"
 
 
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(float(value))
+
+
 def sweep_metrics_fig(rows: list[dict], reference: float | None = None, height: int = 340):
     """Each metric against softness (categorical axis, diffusion s = ∞ on the left,
     autoregressive small s on the right), each titled with which way is better."""
@@ -125,6 +131,17 @@ def sweep_metrics_fig(rows: list[dict], reference: float | None = None, height: 
             col=j,
         )
         fig.update_xaxes(type="category", row=1, col=j)
+        if not any(_finite(r[name]) for r in rows):  # e.g. no bound for the empirical
+            fig.update_yaxes(showticklabels=False, showgrid=False, row=1, col=j)
+            fig.add_annotation(
+                text="not defined<br>for this<br>denoiser",
+                xref=f"x{j if j > 1 else ''} domain",
+                yref=f"y{j if j > 1 else ''} domain",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font={"color": "grey"},
+            )
     if reference is not None:
         fig.add_hline(
             y=reference,
