@@ -163,3 +163,43 @@ def test_lanes_are_separate():
         assert ticket.lane == "cuda" and queue.running("cuda") == 1
     go.set()
     holder.join(10)
+
+
+def test_held_out_bound_waits_for_a_run_worker(monkeypatch):
+    """Compare's held-out bits/dim holds one of the server's run workers, as a sampling run
+    does: with the only worker busy it waits, and it runs once the worker is free."""
+    from types import SimpleNamespace
+
+    from rgdiff_core.specs import BasisSpec, DataSpec, PriorSpec, ProcessSpec
+    from ui import held_out
+
+    queue = RunQueue(cpu_workers=1, threads=torch.get_num_threads())
+    monkeypatch.setattr(run_queue, "shared", lambda: queue)
+    monkeypatch.setattr(held_out, "images", lambda d: torch.zeros(40, 1, 8, 8))
+    running = []
+
+    def fake_elbo(process, den, x, n_t, generator):
+        running.append((queue.running(), len(x), n_t))
+        return "bound"
+
+    monkeypatch.setattr(held_out, "elbo", fake_elbo)
+    # seed 9137: a key no other test caches
+    spec = ProcessSpec(DataSpec("digits", 8, seed=9137), BasisSpec("dct"), PriorSpec("data"))
+    started, go = [], threading.Event()
+    holder = _hold(queue, "other session", 5.0, started, go)
+    _wait_until(lambda: started == ["other session"])
+    out = []
+    worker = threading.Thread(
+        target=lambda: out.append(
+            held_out.bits_per_dim(spec, "gaussian_fit", SimpleNamespace(device="cpu"), None)
+        )
+    )
+    worker.start()
+    _wait_until(lambda: queue.peek().queued == 1)  # the bound is queued behind the run
+    assert running == []
+    go.set()
+    holder.join(10)
+    worker.join(10)
+    assert out == ["bound"]
+    assert running == [(1, held_out.N_LIKELIHOOD, held_out.N_T)]  # it held the worker
+    assert queue.running() == 0 and queue.peek().queued == 0
