@@ -1,6 +1,8 @@
 """ui.memory: freed heap pages go back to the OS, at most once per interval."""
 
 import platform
+import threading
+import time
 
 import pytest
 
@@ -39,3 +41,23 @@ def test_run_queue_trims_after_each_run(monkeypatch):
     with queue.slot("a", 0.1):
         assert trims == []
     assert trims == [1]
+
+
+def test_background_trimmer_runs_once_per_server(monkeypatch):
+    """One thread, however many script runs ask for it; it trims every period."""
+    calls = []
+    monkeypatch.setattr(memory, "_TRIM", lambda pad: calls.append(pad) or 1)
+    monkeypatch.setattr(memory, "MIN_INTERVAL_S", 0.0)
+    memory.stop_trimmer()
+    try:
+        assert memory.start_trimmer(period_s=0.02)
+        assert not memory.start_trimmer(period_s=0.02)  # already running
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(calls) >= 3
+        names = [t.name for t in threading.enumerate()]
+        assert names.count("rgdiff-heap-trim") == 1
+    finally:
+        memory.stop_trimmer()
+    assert not memory._trimmer.is_alive()

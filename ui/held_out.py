@@ -24,16 +24,26 @@ N_LIKELIHOOD, N_T = 32, 8
 ELBO_ESTIMATE_S = 3.0  # what one bound holds a run worker for (others' queue estimates)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
 def images(d: DataSpec) -> torch.Tensor:
-    """The test split (the training set itself for uploads, which have no split)."""
+    """The test split (the training set itself for uploads, which have no split); shared by
+    every session of the same data, whatever its seed or device."""
+    return _images(cache.data_key(d))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _images(d: DataSpec) -> torch.Tensor:
     if d.dataset == "upload":
         return cache.dataset(d)
     return load_dataset(d.dataset, d.size, split="test")
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
 def reference_distance(d: DataSpec) -> float:
+    """Mean distance of held-out images to the training set (experiments.reference_distance)."""
+    return _reference_distance(cache.data_key(d))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _reference_distance(d: DataSpec) -> float:
     return ex.reference_distance(images(d), cache.dataset(d))
 
 

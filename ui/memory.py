@@ -5,7 +5,10 @@ set) on many threads at once. glibc's malloc keeps what they free in per-thread 
 long-running server's RSS creeps up with every wave of users even though nothing is leaked.
 `release_free_memory` asks glibc to return the free pages (malloc_trim); it is throttled, so
 calling it at the end of every script run and every queued run costs nothing measurable.
-On a C library without malloc_trim (musl, macOS) it does nothing.
+What is freed between runs (a closed session's stored runs, released by Streamlit after
+server.disconnectedSessionTTL) is returned by `start_trimmer`'s background thread, which
+calls it every TRIM_PERIOD_S. On a C library without malloc_trim (musl, macOS) both do
+nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ import threading
 import time
 
 MIN_INTERVAL_S = 2.0  # at most one trim per interval, whoever asks
+TRIM_PERIOD_S = 5.0  # the background thread's period
 
 _lock = threading.Lock()
 _last = float("-inf")
+_trimmer: threading.Thread | None = None
+_halt = threading.Event()
 
 
 def _load_trim():
@@ -52,3 +58,32 @@ def release_free_memory(force: bool = False) -> bool:
         _last = now
     _TRIM(0)
     return True
+
+
+def start_trimmer(period_s: float = TRIM_PERIOD_S) -> bool:
+    """Start the one background thread that returns free heap pages every `period_s` (a
+    daemon: it ends with the server); True if this call started it."""
+    global _trimmer
+    if _TRIM is None:
+        return False
+    with _lock:
+        if _trimmer is not None and _trimmer.is_alive():
+            return False
+        _halt.clear()
+        _trimmer = threading.Thread(
+            target=_trim_forever, args=(period_s,), name="rgdiff-heap-trim", daemon=True
+        )
+        _trimmer.start()
+        return True
+
+
+def stop_trimmer(timeout: float = 5.0) -> None:
+    """Stop the background thread (tests); start_trimmer starts a new one."""
+    _halt.set()
+    if _trimmer is not None:
+        _trimmer.join(timeout)
+
+
+def _trim_forever(period_s: float) -> None:
+    while not _halt.wait(period_s):
+        release_free_memory()
