@@ -64,3 +64,33 @@ def test_every_cache_is_bounded(path):
         if text.endswith(("cache_resource", "cache_data", "lru_cache", "cache")):
             keywords = {k.arg for k in dec.keywords} if isinstance(dec, ast.Call) else set()
             assert keywords & {"max_entries", "ttl", "maxsize"}, f"{path}: {name} is unbounded"
+
+
+def test_throughput_compares_each_count_with_the_lone_runs_around_it():
+    """make load's verdict: each count against the mean of the unbroken blocks of lone runs
+    just before and after it (bench/load_throughput.py); a count below BUDGET is a problem."""
+    _bench_load()
+    spec = importlib.util.spec_from_file_location(
+        "load_throughput", ROOT / "bench" / "load_throughput.py"
+    )
+    lt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lt)
+
+    def row(n, rate, done=None):
+        return {
+            "sessions": n,
+            "completed": n if done is None else done,
+            "image_steps_per_s": rate,
+            "image_steps_per_cpu_s": rate,
+        }
+
+    rows = [row(1, 100), row(1, 120), row(4, 99), row(1, 110), row(1, 90), row(8, 80), row(1, 90)]
+    assert [r["image_steps_per_s"] for r in lt._lone_neighbours(rows, 2)] == [120, 100, 110, 90]
+    assert [r["image_steps_per_s"] for r in lt._lone_neighbours(rows, 5)] == [90, 110, 90]
+    assert lt._lone_neighbours([row(4, 1)], 0) == []
+    problems = lt.compare_with_lone(rows)
+    assert rows[2]["vs_one"] == rows[2]["cpu_vs_one"] == round(99 / 105, 3)  # mean 100..90
+    assert rows[5]["vs_one"] == round(80 / (290 / 3), 3) and rows[0]["vs_one"] is None
+    assert problems == ["8 sessions: 83% of one session's throughput (budget 90%)"]
+    rows[2]["completed"] = 3
+    assert "4 sessions: 3 completed" in lt.compare_with_lone(rows)
