@@ -73,9 +73,13 @@ def free_port() -> int:
 
 
 def start_server(
-    log_path: Path, ttl_s: int = SESSION_TTL_S, cores: set[int] | None = None
+    log_path: Path,
+    ttl_s: int = SESSION_TTL_S,
+    cores: set[int] | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """A fresh server on a free port (on `cores` only, when given); (process, base URL)."""
+    """A fresh server on a free port (on `cores` only, when given; `env_extra` added to its
+    environment); (process, base URL)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -92,7 +96,12 @@ def start_server(
         "--server.disconnectedSessionTTL",
         str(ttl_s),
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        **(env_extra or {}),
+    }
     log = open(log_path, "w")  # lives as long as the server
     proc = subprocess.Popen(
         cmd,

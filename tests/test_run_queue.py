@@ -203,3 +203,28 @@ def test_held_out_bound_waits_for_a_run_worker(monkeypatch):
     assert out == ["bound"]
     assert running == [(1, held_out.N_LIKELIHOOD, held_out.N_T)]  # it held the worker
     assert queue.running() == 0 and queue.peek().queued == 0
+
+
+def test_run_log_has_one_line_per_run_that_ran(monkeypatch, tmp_path):
+    """RGDIFF_RUN_LOG: queued <= started <= ended per run, on the machine's monotonic clock;
+    a run dropped before it started writes nothing; no variable, no file."""
+    import json
+
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("RGDIFF_RUN_LOG", str(log))
+    queue = RunQueue(cpu_workers=1, threads=torch.get_num_threads())
+    before = time.monotonic()
+    with queue.slot("a", 1.0):
+        time.sleep(0.05)
+    ticket = queue.submit("b", 1.0)
+    queue.drop_session("b")
+    queue.release(ticket)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(lines) == 1
+    (run,) = lines
+    assert run["lane"] == "cpu"
+    assert before <= run["queued"] <= run["started"] <= run["ended"] - 0.05 <= time.monotonic()
+    monkeypatch.delenv("RGDIFF_RUN_LOG")
+    with queue.slot("c", 1.0):
+        pass
+    assert len(log.read_text().splitlines()) == 1

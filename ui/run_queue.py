@@ -26,12 +26,17 @@ Waiting. A queued run polls every `poll_s` seconds; the caller's `on_wait(status
 place and the estimated wait (simulated from the estimates of the runs ahead and the time left
 of the running ones) and may raise to leave the queue (Streamlit raises its stop/rerun
 exception there). `alive()` False, or `drop_session`, removes a session's queued runs.
+
+Run log. With RGDIFF_RUN_LOG set to a file path, every run that ran appends one JSON line when
+it ends: lane, queued, started and ended (time.monotonic(), CLOCK_MONOTONIC, which other
+processes on the machine share). `make load` reads it to time the server's own work.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import os
 import threading
 import time
@@ -154,11 +159,14 @@ class RunQueue:
 
     def release(self, ticket: Ticket) -> None:
         """The run ended, or left the queue: free its worker or its place."""
+        ended = time.monotonic()
         with self._lock:
             for table in (self._queued, self._running):
                 if ticket in table[ticket.lane]:
                     table[ticket.lane].remove(ticket)
             self._lock.notify_all()
+        if ticket.started_at is not None:
+            log_run(ticket, ended)
 
     def drop_session(self, session: str) -> int:
         """Remove every queued run of a session (running ones finish); how many."""
@@ -237,6 +245,21 @@ class RunQueue:
         finally:
             self.release(ticket)
             release_free_memory()
+
+
+def log_run(ticket: Ticket, ended: float) -> None:
+    """One line in RGDIFF_RUN_LOG (module docstring), when it is set."""
+    path = os.environ.get("RGDIFF_RUN_LOG")
+    if not path:
+        return
+    line = {
+        "lane": ticket.lane,
+        "queued": ticket.queued_at,
+        "started": ticket.started_at,
+        "ended": ended,
+    }
+    with open(path, "a") as f:  # one short write per run
+        f.write(json.dumps(line) + "\n")
 
 
 _SHARED: RunQueue | None = None
