@@ -228,3 +228,47 @@ def test_run_log_has_one_line_per_run_that_ran(monkeypatch, tmp_path):
     with queue.slot("c", 1.0):
         pass
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_queued_page_resends_its_place_only_when_new_or_every_few_seconds(monkeypatch):
+    """ui.runs.queued: a queued session polls twice a second (its tab may close), but sends
+    the browser its place at once only when the place changes, else every STATUS_EVERY_S."""
+    from ui import runs
+
+    class FastPoll(RunQueue):
+        def slot(self, *args, **kwargs):
+            return super().slot(*args, **{**kwargs, "poll_s": 0.02})
+
+    class Slot:
+        def __init__(self):
+            self.texts = []
+
+        def info(self, text):
+            self.texts.append(text)
+
+        def empty(self):
+            pass
+
+    queue, shown = FastPoll(cpu_workers=1, threads=torch.get_num_threads()), Slot()
+    monkeypatch.setattr(run_queue, "shared", lambda: queue)
+    monkeypatch.setattr(runs.st, "empty", lambda: shown)
+    monkeypatch.setattr(runs, "STATUS_EVERY_S", 0.3)
+    started, go = [], threading.Event()
+    holder = _hold(queue, "other", 5.0, started, go)
+    _wait_until(lambda: started == ["other"])
+    ran = []
+
+    def session():
+        with runs.queued("cpu", 1.0):
+            ran.append(True)
+
+    t = threading.Thread(target=session)
+    t.start()
+    _wait_until(lambda: queue.peek().queued == 1)
+    time.sleep(1.0)  # about 50 polls
+    go.set()
+    holder.join(10)
+    t.join(10)
+    assert ran == [True]
+    assert 2 <= len(shown.texts) <= 6, shown.texts  # 1 + one per 0.3 s, not one per poll
+    assert all("Queued: place 1 of 1" in text for text in shown.texts)

@@ -40,6 +40,7 @@ PREVIEW_S = 0.15  # live preview period (plus one step), so updates come every <
 RECORD = 16  # samples whose trajectory is recorded and shown
 MAX_STORED = 6  # finished runs kept per session
 MAX_STORED_BYTES = 64 * 1024**2  # and at most this much of them (the newest is always kept)
+STATUS_EVERY_S = 2.0  # a queued run's place and wait are re-sent this often (and on a new place)
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,16 @@ def queued(device: str, estimate_s: float, label: str = "") -> Iterator[run_queu
     the estimated wait meanwhile."""
     queue, session = run_queue.shared(), session_id()
     slot = st.empty()
+    shown: dict = {}
 
     def show(status: run_queue.QueueStatus) -> None:
+        # A new place at once, else a fresh estimate every STATUS_EVERY_S: each update is a
+        # message to the browser, and many queued sessions polling twice a second cost the
+        # one core that also runs the queue (Stop while queued is seen at the next update).
+        now = time.monotonic()
+        if shown.get("place") == status.place and now - shown["at"] < STATUS_EVERY_S:
+            return
+        shown.update(place=status.place, at=now)
         slot.info(
             f"{label}Queued: place {status.place} of {status.queued} in the server's run "
             f"queue ({status.running} running on {timing.workers(status.workers)}) · waits "
