@@ -50,6 +50,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 SESSION_TTL_S = 2  # server.disconnectedSessionTTL for the measured server
+TRIM_PERIOD_S = 5  # ui.memory.TRIM_PERIOD_S: the server returns freed heap pages this often
 GROWTH_MB = 150.0  # allowed RSS growth from the first wave to the second
 SHOTS = ROOT / "test-artifacts"  # screenshots of failed sessions
 TIMEOUT_MS = 240_000  # one wait in a session (2 cores, 8 browsers and the server)
@@ -348,7 +349,9 @@ def run(sessions: int = 8, waves: int = 2, log_dir: Path | None = None) -> dict:
                     t0 = time.perf_counter()
                     outcomes = await wave(browser, url, specs(sessions, w))
                     wall = time.perf_counter() - t0
-                    await asyncio.sleep(SESSION_TTL_S + 3)  # closed sessions are released
+                    # closed sessions are released, then the server's trimmer returns what
+                    # they freed (ui/memory.py) before RSS is read
+                    await asyncio.sleep(SESSION_TTL_S + 3 + TRIM_PERIOD_S + 1)
                     mem = memory_mb(proc.pid)
                     report["waves"].append(
                         {

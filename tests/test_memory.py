@@ -61,3 +61,10 @@ def test_background_trimmer_runs_once_per_server(monkeypatch):
     finally:
         memory.stop_trimmer()
     assert not memory._trimmer.is_alive()
+
+
+def test_load_bench_waits_for_a_trim_before_reading_rss():
+    """bench_load reads the server's RSS after closed sessions are released and one trim."""
+    from test_load import _bench_load
+
+    assert _bench_load().TRIM_PERIOD_S == memory.TRIM_PERIOD_S
