@@ -13,7 +13,7 @@ measured in the browsers, and the same work over the server's own span, from its
 server's figure: it is the run queue's throughput. The browsers' span is longer by the time
 from the first Run pressed to the first run queued, and by the last browser's lag ("lag":
 last result seen - last run ended). Measured on 2 cores: the lag is 0.2-1.6 s alone and
-0.3-1.2 s with 4 or 8 sessions; the time to the first run queued is 0.1 s alone but 4.7-5.2 s
+0.2-1.2 s with 4 or 8 sessions; the time to the first run queued is 0.1 s alone but 3.1-7.5 s
 with 4 or 8 sessions, since every session's page reruns at once when all press Run together
 (the Sampling page's script, not a run), which is what made the browsers' figure swing
 between 82 % and 101 % from one `make load` to the next.
