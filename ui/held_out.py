@@ -14,7 +14,7 @@ from rgdiff_core import experiments as ex
 from rgdiff_core.data import load_dataset
 from rgdiff_core.likelihood import ELBO, elbo
 from rgdiff_core.specs import DataSpec, ProcessSpec
-from ui import cache, run_queue, runs
+from ui import cache, runs
 
 # Held-out images and strata in t of the pages' bits/dim: 512 denoiser rows, 3.0-3.6 s for a
 # shipped 32 px network on 2 threads (64 x 16 took 12.6-13.9 s, longer than the sampling it
@@ -77,14 +77,8 @@ def bits_per_dim(spec: ProcessSpec, kind: str, _process, _denoiser) -> ELBO | No
     gen = torch.Generator(device=_process.device).manual_seed(spec.data.seed)
     # like a sampling run, the bound waits for one of the server's run workers, so many
     # sessions' bounds do not crowd the cores the queued runs share
-    queue, session = run_queue.shared(), runs.session_id()
-    try:
-        with queue.slot(
-            session, ELBO_ESTIMATE_S, spec.data.device, alive=lambda: runs.session_alive(session)
-        ):
-            return elbo(_process, _denoiser, x, n_t=N_T, generator=gen)
-    except run_queue.QueueDropped:
-        st.stop()  # the session went away while its bound was queued
+    with runs.queued(spec.data.device, ELBO_ESTIMATE_S, status=False):
+        return elbo(_process, _denoiser, x, n_t=N_T, generator=gen)
 
 
 def likelihood_row(e: ELBO | None) -> dict[str, Any]:

@@ -127,11 +127,14 @@ def session_alive(session: str) -> bool:
 
 
 @contextmanager
-def queued(device: str, estimate_s: float, label: str = "") -> Iterator[run_queue.Ticket]:
+def queued(
+    device: str, estimate_s: float, label: str = "", status: bool = True
+) -> Iterator[run_queue.Ticket]:
     """Hold one of the server's run workers for the body, showing the place in the queue and
-    the estimated wait meanwhile."""
+    the estimated wait meanwhile (status=False: nothing on the page, for cached functions,
+    whose page elements Streamlit would replay on every hit)."""
     queue, session = run_queue.shared(), session_id()
-    slot = st.empty()
+    slot = st.empty() if status else None
     shown: dict = {}
 
     def show(status: run_queue.QueueStatus) -> None:
@@ -149,8 +152,10 @@ def queued(device: str, estimate_s: float, label: str = "") -> Iterator[run_queu
         )
 
     try:
-        with queue.slot(session, estimate_s, device, show, lambda: session_alive(session)) as t:
-            slot.empty()
+        on_wait = show if status else None
+        with queue.slot(session, estimate_s, device, on_wait, lambda: session_alive(session)) as t:
+            if slot is not None:
+                slot.empty()
             yield t
     except run_queue.QueueDropped:
         st.stop()
