@@ -49,3 +49,63 @@ def test_other_data_get_their_own_copy():
     other = dataclasses.replace(a, data=DataSpec("digits", 8, seed=SEEDS[0]))
     assert cache.dataset(a.data) is not cache.dataset(other.data)
     assert held_out.images(a.data).shape[-1] == 16 and held_out.images(other.data).shape[-1] == 8
+
+
+@pytest.mark.parametrize(
+    "get",
+    [
+        lambda p: cache.process(p),
+        lambda p: cache.schedule(p.data, p.basis, p.prior, p.schedule),
+        lambda p: cache.curves(p),
+        lambda p: cache.schedule_stiffness(p),
+    ],
+    ids=["process", "schedule", "curves", "stiffness"],
+)
+def test_process_views_are_one_object_whatever_the_seed(get):
+    a, b = _specs()
+    assert get(a) is get(b)
+
+
+def test_the_device_still_has_its_own_process():
+    a = _specs()[0]
+    meta = dataclasses.replace(a, data=dataclasses.replace(a.data, device="meta"))
+    assert cache.seedless(meta).data.device == "meta"
+    assert cache.seedless(a) == cache.seedless(_specs()[1]) != cache.seedless(meta)
+
+
+def _counting(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_the_step_advisor_runs_once_for_every_seed(monkeypatch):
+    """A new session (a new seed) on the Sampling page must not pay for the advisor again:
+    its propagation took 0.5-0.8 s of CPU per seed on a shipped network."""
+    from ui import advisor
+
+    advised = _counting(monkeypatch, advisor, "advised_steps")
+    predicted = _counting(monkeypatch, advisor, "accuracy")
+    a, b = (dataclasses.replace(p, data=dataclasses.replace(p.data, size=8)) for p in _specs())
+    answers = [
+        (advisor.needed(p, "gaussian_fit", "ddim", cache.process(p)),
+         advisor.ratio(p, "gaussian_fit", "ddim", 37, cache.process(p)))
+        for p in (a, b)
+    ]  # fmt: skip
+    assert answers[0] == answers[1]
+    assert len(advised) == 1 and len(predicted) == 1
+
+
+def test_the_prior_term_is_measured_once_for_every_seed(monkeypatch):
+    from ui import prior_term
+
+    measured = _counting(monkeypatch, prior_term, "prior_term_from_moments")
+    a, b = (dataclasses.replace(p, data=dataclasses.replace(p.data, size=8)) for p in _specs())
+    assert prior_term.value(a) == prior_term.value(b)
+    assert len(measured) == 1

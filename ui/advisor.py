@@ -51,16 +51,24 @@ def advised_steps(process, gaussian, method: str) -> int | None:
     return None
 
 
-@st.cache_resource(max_entries=128, show_spinner="Checking the step count…")
-def needed(spec: ProcessSpec, key: str, method: str, _process) -> int | None:
+def needed(spec: ProcessSpec, key: str, method: str, process) -> int | None:
     """advised_steps for the data of `spec`; `key` names the process (the controls' or a
-    network's)."""
+    network's). One answer for every seed (cache.seedless)."""
+    return _needed(cache.seedless(spec), key, method, process)
+
+
+@st.cache_resource(max_entries=128, show_spinner="Checking the step count…")
+def _needed(spec: ProcessSpec, key: str, method: str, _process) -> int | None:
     return advised_steps(_process, _gaussian(spec, _process), method)
 
 
+def ratio(spec: ProcessSpec, key: str, method: str, steps: int, process) -> float:
+    """The predicted sampled / true total variance at `steps` (one answer for every seed)."""
+    return _ratio(cache.seedless(spec), key, method, steps, process)
+
+
 @st.cache_resource(max_entries=256, show_spinner=False)
-def ratio(spec: ProcessSpec, key: str, method: str, steps: int, _process) -> float:
-    """The predicted sampled / true total variance at `steps`."""
+def _ratio(spec: ProcessSpec, key: str, method: str, steps: int, _process) -> float:
     return accuracy(_process, _gaussian(spec, _process), steps, method).variance_ratio
 
 

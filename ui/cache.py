@@ -9,6 +9,7 @@ Display objects live on the CPU; `process` is the one object moved to the chosen
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -177,17 +178,36 @@ def _custom_labels(s: ScheduleSpec) -> np.ndarray | None:
     return labels.copy()
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+def seedless(spec: ProcessSpec) -> ProcessSpec:
+    """The spec with seed 0: the key of what a run's seed does not change (the process, its
+    schedule views, the step advisor, the prior term). Every session draws its own seed, and
+    a key with the seed made each of them build these again (the advisor alone took 0.5-0.8 s
+    of CPU per new seed on a shipped network)."""
+    return dataclasses.replace(spec, data=dataclasses.replace(spec.data, seed=0))
+
+
 def schedule(d: DataSpec, b: BasisSpec, p: PriorSpec, s: ScheduleSpec) -> ScheduleInfo:
+    """The built schedule and its per-component numbers (on the CPU, whatever the seed or
+    device)."""
+    return _schedule(data_key(d), b, p, s)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _schedule(d: DataSpec, b: BasisSpec, p: PriorSpec, s: ScheduleSpec) -> ScheduleInfo:
     st_ = stats(d, b, p)
     sched = build_schedule(s, basis(d, b), st_, _custom_labels(s))
     labels = None if s.scalar else sched.labels.numpy()
     return ScheduleInfo(sched, st_.lam.numpy(), st_.v.numpy(), labels)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
 def process(spec: ProcessSpec) -> Process:
-    """Basis + prior + schedule on the chosen device (copies, so the CPU cache stays put)."""
+    """Basis + prior + schedule on the chosen device (copies, so the CPU cache stays put);
+    one object for every seed."""
+    return _process(seedless(spec))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _process(spec: ProcessSpec) -> Process:
     d = spec.data
     bas, pri = basis(d, spec.basis), prior(d, spec.basis, spec.prior)
     sched = schedule(d, spec.basis, spec.prior, spec.schedule).schedule
@@ -206,15 +226,25 @@ class Curves:
     log_snr: np.ndarray  # (T, D) true log-SNR
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
 def curves(spec: ProcessSpec) -> Curves:
+    """γ and the true log-SNR of every component on N_T times (one object for every seed)."""
+    return _curves(seedless(spec))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _curves(spec: ProcessSpec) -> Curves:
     info = schedule(spec.data, spec.basis, spec.prior, spec.schedule)
     t, gamma, log_snr = viz.schedule_curves(info.schedule, len(info.v), info.v, N_T)
     return Curves(t, gamma, log_snr)
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
 def schedule_stiffness(spec: ProcessSpec) -> dict:
+    """rgdiff_core's stiffness summary of the schedule (one object for every seed)."""
+    return _schedule_stiffness(seedless(spec))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _schedule_stiffness(spec: ProcessSpec) -> dict:
     info = schedule(spec.data, spec.basis, spec.prior, spec.schedule)
     return stiffness(info.schedule, grid=1001)
 

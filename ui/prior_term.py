@@ -27,7 +27,7 @@ def _prior_term(spec: ProcessSpec, key: str, _process) -> float:
 def value(spec: ProcessSpec, process=None, key: str = "") -> float:
     """L_T in nats per image of `process` (default: the controls' own) on the training split."""
     process = cache.process(spec) if process is None else process
-    return _prior_term(spec, key, process)
+    return _prior_term(cache.seedless(spec), key, process)
 
 
 def gamma_noise_text(spec: ProcessSpec, process, network: bool = False) -> str:
