@@ -7,7 +7,7 @@ mode come from .streamlit/config.toml. Every control is bound to the URL, so any
 import streamlit as st
 
 from ui import state
-from ui.memory import release_free_memory, start_trimmer
+from ui.memory import freeze_imports, release_free_memory, start_trimmer
 from ui.sidebar import sidebar, through_app
 
 TITLE = "rgdiff — unified diffusion explorer"
@@ -96,6 +96,7 @@ pg = st.navigation(
     ]
 )
 start_trimmer()  # once per server: what closed sessions free goes back to the OS
+freeze_imports()  # once per server: Streamlit's collection after each run skips the imports
 sidebar()
 try:
     with through_app():

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ui.memory import release_free_memory
+from ui.memory import busy, release_free_memory
 
 POLL_S = 0.5  # how often a queued run refreshes its place and checks its session
 
@@ -241,7 +241,8 @@ class RunQueue:
                 if on_wait is not None:
                     on_wait(self.status(ticket))
             self.pin_threads()
-            yield ticket
+            with busy():  # no heap trim mid-run (ui/memory.py)
+                yield ticket
         finally:
             self.release(ticket)
             release_free_memory()
