@@ -82,6 +82,17 @@ def test_no_trim_while_a_run_is_busy(monkeypatch):
     assert calls == [0, 0]
 
 
+def test_busy_keeps_a_runs_pages_and_gives_them_back_after(monkeypatch):
+    set_to = []
+    monkeypatch.setattr(memory, "TUNED", True)
+    monkeypatch.setattr(memory, "_set_trim_threshold", lambda n: set_to.append(n) or True)
+    with memory.busy():
+        with memory.busy():  # two runs at once: one switch each way
+            pass
+        assert set_to == [memory.RUN_TRIM]
+    assert set_to == [memory.RUN_TRIM, memory.IDLE_TRIM]
+
+
 def test_a_queued_run_holds_busy_while_it_runs():
     from ui import run_queue
 
@@ -94,19 +105,23 @@ def test_a_queued_run_holds_busy_while_it_runs():
 FAULTS = """
 import resource, sys, threading, torch
 torch.set_num_threads(1)
+import contextlib
+run = contextlib.nullcontext
 if sys.argv[1] == "tuned":
     import ui.memory
     assert ui.memory.TUNED
+    run = ui.memory.busy
 def steps(out):
     x, conv = torch.randn(16, 64, 32, 32), torch.nn.Conv2d(64, 64, 3, padding=1)
     def step():  # a network step's shape of allocations: about 14 MB freed each time
         with torch.no_grad():
             h = torch.nn.functional.silu(conv(x))
             return (torch.cat([h, x], 1) * 2).sum()
-    step(), step()
-    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-    for _ in range(20):
-        step()
+    with run():
+        step(), step()
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        for _ in range(20):
+            step()
     out.append((resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before) / 20)
 out = []
 t = threading.Thread(target=steps, args=(out,))
@@ -118,7 +133,8 @@ print(out[0])
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt's thresholds are glibc's")
 def test_tuned_malloc_keeps_a_steps_pages():
     """Without the fixed thresholds every step gives its activations back to the OS and faults
-    them in again (3 600 faults a step measured); with them, a step reuses the last one's."""
+    them in again (3 600 faults a step measured); in a run (busy) a step reuses the last
+    one's."""
     import subprocess
     import sys
     from pathlib import Path

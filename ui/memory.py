@@ -12,13 +12,14 @@ nothing.
 
 Allocation. By default glibc gives the top of a heap back to the OS as soon as more than a
 few MB are free there (a threshold that adapts to the largest recent block), and serves large
-blocks with mmap. A sampling step of a shipped network allocates and frees about 14 MB of
-activations, so every step returned those pages and faulted them in again: 3 600 page
-faults a step, 0.2-0.8 s of system time in a 4.5 s run of 16 x 50 steps, more when other
-sessions' pages ran in between. `tune_malloc` (run on import) fixes the thresholds
-(M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 256 MiB), so a step reuses the last step's pages,
-and the trims above return the memory instead; they wait while a run holds `busy()`, so a
-run's working set is not returned in the middle of it.
+blocks with mmap. A sampling step of a shipped network allocates and frees tens of MB of
+activations, so every step returned those pages and faulted them in again: 0.2-0.8 s of
+system time in a 4.5 s run of 16 x 50 steps. `tune_malloc` (run on import) fixes the mmap
+threshold at 32 MiB and the trim threshold at IDLE_TRIM (32 MiB); while a run holds `busy()`
+the trim threshold is RUN_TRIM (256 MiB), so a step reuses the last step's pages, and no trim
+runs. Keeping 256 MiB all the time held 300 MB more after a wave of 8 sessions: glibc never
+returns the free top of a thread's own heap with malloc_trim, only when a free() finds more
+than the threshold there.
 
 Garbage collection. Streamlit runs a full collection (gc.collect(2)) after every script run
 (runner.postScriptGC) while holding the GIL. With torch, plotly and the app imported, that
@@ -63,19 +64,33 @@ _TRIM = _load_trim()
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 MMAP_THRESHOLD = 32 << 20  # blocks below this come from the heap (glibc's largest default)
-TRIM_THRESHOLD = 256 << 20  # free memory at a heap's top kept until the trims return it
+IDLE_TRIM = 32 << 20  # free memory kept at a heap's top between runs
+RUN_TRIM = 256 << 20  # ... and while a run is busy
 
 
-def tune_malloc() -> bool:
-    """Fix glibc's trim and mmap thresholds (module docstring); True where they were set."""
+def _load_mallopt():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        return False
+        return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return mallopt
+
+
+_MALLOPT = _load_mallopt()
+
+
+def _set_trim_threshold(nbytes: int) -> bool:
+    return _MALLOPT is not None and bool(_MALLOPT(M_TRIM_THRESHOLD, nbytes))
+
+
+def tune_malloc() -> bool:
+    """Fix glibc's mmap and trim thresholds (module docstring); True where they were set."""
+    return (
+        _MALLOPT is not None
+        and bool(_MALLOPT(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        and _set_trim_threshold(IDLE_TRIM)
     )
 
 
@@ -85,15 +100,20 @@ _busy = 0
 
 @contextmanager
 def busy():
-    """Mark a run in progress: trims (not forced) wait until no run holds this."""
+    """Mark a run in progress: the larger trim threshold, and trims (not forced) wait until
+    no run holds this."""
     global _busy
     with _lock:
         _busy += 1
+        if _busy == 1 and TUNED:
+            _set_trim_threshold(RUN_TRIM)
     try:
         yield
     finally:
         with _lock:
             _busy -= 1
+            if _busy == 0 and TUNED:
+                _set_trim_threshold(IDLE_TRIM)
 
 
 def available() -> bool:
