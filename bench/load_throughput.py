@@ -13,10 +13,10 @@ measured in the browsers, and the same work over the server's own span, from its
 server's figure: it is the run queue's throughput. The browsers' span is longer by the time
 from the first Run pressed to the first run queued, and by the last browser's lag ("lag":
 last result seen - last run ended). Measured on 2 cores: the lag is 0.2-1.6 s alone and
-0.2-1.2 s with 4 or 8 sessions; the time to the first run queued is 0.1 s alone but 3.1-7.5 s
-with 4 or 8 sessions, since every session's page reruns at once when all press Run together
-(the Sampling page's script, not a run), which is what made the browsers' figure swing
-between 82 % and 101 % from one `make load` to the next.
+0.2-1.2 s with 4 or 8 sessions; the time to the first run queued is 0.1 s alone but 3.1-7.8 s
+with 4 or 8 sessions, during which the server used only 0.05-0.17 CPU seconds: the 8 pages
+on the browsers' one core deliver their clicks late. That is what made the browsers' figure
+swing between 82 % and 101 % from one `make load` to the next.
 
 The browsers stand for the students' own computers: on a machine with 2 or more cores they run
 on its last core and the server on the others (CPU affinity), so that N browsers drawing pages
