@@ -166,13 +166,14 @@ def _trim_forever(period_s: float) -> None:
 
 
 _frozen = False
+_freeze_lock = threading.Lock()  # its own: imports must not wait on the trims' lock
 
 
 def freeze_imports(package: str = "ui") -> bool:
     """Once per process: import every module of `package` (all a page imports), collect, and
     freeze what is alive (module docstring); True if this call froze."""
     global _frozen
-    with _lock:
+    with _freeze_lock:
         if _frozen:
             return False
         root = importlib.import_module(package)
