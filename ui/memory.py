@@ -50,35 +50,24 @@ _trimmer: threading.Thread | None = None
 _halt = threading.Event()
 
 
-def _load_trim():
+def _libc(name: str, argtypes: list, restype):
+    """A function of the C library (None where it has none: musl, macOS for these)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        fn = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    fn.argtypes, fn.restype = argtypes, restype
+    return fn
 
 
-_TRIM = _load_trim()
+_TRIM = _libc("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 MMAP_THRESHOLD = 32 << 20  # blocks below this come from the heap (glibc's largest default)
 IDLE_TRIM = 32 << 20  # free memory kept at a heap's top between runs
 RUN_TRIM = 256 << 20  # ... and while a run is busy
-
-
-def _load_mallopt():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return None
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt
-
-
-_MALLOPT = _load_mallopt()
+_MALLOPT = _libc("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
 
 
 def _set_trim_threshold(nbytes: int) -> bool:
