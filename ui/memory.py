@@ -26,8 +26,8 @@ Garbage collection. Streamlit runs a full collection (gc.collect(2)) after every
 walked about 225 000 objects in 0.12 s per run: every click paid it, and so did a queued
 run's sampling each time another session's page finished. `freeze_imports` moves what is
 alive once the app's modules are imported into the collector's permanent generation
-(gc.freeze), so each collection walks only what sessions made since (0.3 ms in the same
-process). Frozen objects are still freed by reference counting.
+(gc.freeze), so each collection walks only what sessions made since (1.3-3.8 ms measured
+in the server). Frozen objects are still freed by reference counting.
 """
 
 from __future__ import annotations
