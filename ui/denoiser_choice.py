@@ -9,7 +9,6 @@ give the pair a run uses, whichever kind was picked.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -194,7 +193,7 @@ def denoiser(spec: ProcessSpec, kind: str):
     stamp = checkpoint_stamp(kind)
     items = empirical_items(spec.data) if kind == "empirical" else 0
     # the seed is not part of a denoiser: sessions with other seeds share it
-    data = dataclasses.replace(spec.data, seed=0)
+    data = cache.seedless(spec).data
     return _denoiser(data, spec.basis, spec.prior, kind, stamp, schedule, items, process)
 
 

@@ -162,6 +162,8 @@ def freeze_imports(package: str = "ui") -> bool:
     """Once per process: import every module of `package` (all a page imports), collect, and
     freeze what is alive (module docstring); True if this call froze."""
     global _frozen
+    if _frozen:  # every script run asks: no lock once done
+        return False
     with _freeze_lock:
         if _frozen:
             return False
